@@ -1,0 +1,189 @@
+"""Fixed points (equilibria) of a compiled model.
+
+Newton's method with the analytic Jacobian and a backtracking line search; if it does
+not converge, the flow is integrated towards rest with a stiff solver and Newton is
+tried again from there. No equilibrium raises :class:`~spectral_dcm.errors.FixedPointError`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.integrate import solve_ivp
+
+from ..errors import FixedPointError
+from .compile import CompiledModel
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class FixedPoint:
+    """An equilibrium ``f(x*, u0, θ) = 0``.
+
+    Attributes
+    ----------
+    x : ndarray
+        The state at equilibrium.
+    residual : float
+        ``max |f(x*)|`` scaled by the flow's magnitude near ``x*``.
+    iterations : int
+        Newton iterations used.
+    method : str
+        ``"newton"`` or ``"integrate+newton"``.
+    """
+
+    x: np.ndarray
+    residual: float
+    iterations: int
+    method: str
+
+
+def _newton(model: CompiledModel, x: np.ndarray, theta, u, max_iter: int, tol: float):
+    f = model.flow(x, theta, u)
+    for it in range(1, max_iter + 1):
+        if not np.all(np.isfinite(f)):
+            return x, np.inf, it, False
+        jac = model.dfdx(x, theta, u)
+        try:
+            step = np.linalg.solve(jac, -f)
+        except np.linalg.LinAlgError:
+            step = -np.linalg.lstsq(jac, f, rcond=None)[0]
+        norm0 = np.linalg.norm(f)
+        lam = 1.0
+        while True:
+            x_new = x + lam * step
+            f_new = model.flow(x_new, theta, u)
+            if np.all(np.isfinite(f_new)) and np.linalg.norm(f_new) <= (1 - 1e-4 * lam) * norm0 + 1e-300:
+                break
+            lam *= 0.5
+            if lam < 1e-6:
+                x_new, f_new = x + lam * step, model.flow(x + lam * step, theta, u)
+                break
+        x, f = x_new, f_new
+        if np.max(np.abs(lam * step)) <= tol * max(1.0, np.max(np.abs(x))):
+            return x, _scaled_residual(model, x, theta, u, f), it, True
+    return x, _scaled_residual(model, x, theta, u, f), max_iter, False
+
+
+def _scaled_residual(model: CompiledModel, x, theta, u, f) -> float:
+    # |f| relative to the local rate of change: |J^-1 f| is the distance (in state units)
+    # to the linear estimate of the equilibrium
+    try:
+        return float(np.max(np.abs(np.linalg.solve(model.dfdx(x, theta, u), f))))
+    except np.linalg.LinAlgError:
+        return float(np.max(np.abs(f)))
+
+
+def find_fixed_point(
+    model: CompiledModel,
+    theta=None,
+    x0=None,
+    u=None,
+    *,
+    tol: float = 1e-10,
+    max_iter: int = 60,
+    t_rest: float = 10.0,
+) -> FixedPoint:
+    """Find an equilibrium of ``model`` at parameters ``theta``.
+
+    Parameters
+    ----------
+    model : CompiledModel
+        The model.
+    theta : array_like | None
+        Parameters (θ); the prior mean if None.
+    x0 : array_like | None
+        Starting state; the spec's ``initial_state`` or zeros if None.
+    u : array_like | None
+        Constant input (zeros if None).
+    tol : float
+        Relative size of the last Newton step at convergence.
+    max_iter : int
+        Newton iterations per attempt.
+    t_rest : float
+        Seconds of simulated time for the integrate-to-rest fallback.
+
+    Returns
+    -------
+    FixedPoint
+        The equilibrium.
+
+    Raises
+    ------
+    FixedPointError
+        If neither Newton nor integration followed by Newton converges.
+    """
+    theta = model.check_theta(theta)
+    if x0 is None:
+        init = model.spec.initial_state
+        x0 = np.zeros(model.n_states) if init is None else np.asarray(init, dtype=float)
+    x0 = np.asarray(x0, dtype=float)
+    u = np.zeros(model.n_inputs) if u is None else np.asarray(u, dtype=float)
+    f0 = model.flow(x0, theta, u)
+    if np.all(f0 == 0.0):  # exact equilibrium at the start (SPM's models at x = 0)
+        return FixedPoint(x0, 0.0, 0, "exact")
+    x, res, it, ok = _newton(model, x0, theta, u, max_iter, tol)
+    if ok and res < 1e-6 * max(1.0, np.max(np.abs(x))):
+        return FixedPoint(x, res, it, "newton")
+    logger.debug("Newton did not converge for %r (residual %.3g); integrating to rest", model.spec.name, res)
+    try:
+        sol = solve_ivp(
+            lambda t, y: model.flow(y, theta, u),
+            (0.0, t_rest),
+            x0,
+            method="LSODA",
+            jac=lambda t, y: model.dfdx(y, theta, u),
+            rtol=1e-8,
+            atol=1e-10,
+        )
+        x_end = sol.y[:, -1]
+    except Exception as exc:  # the flow may overflow far from rest
+        raise FixedPointError(f"model {model.spec.name!r}: no fixed point (integration failed: {exc})") from exc
+    if not np.all(np.isfinite(x_end)):
+        raise FixedPointError(f"model {model.spec.name!r}: no fixed point (integration diverged)")
+    x, res, it2, ok = _newton(model, x_end, theta, u, max_iter, tol)
+    if ok and res < 1e-6 * max(1.0, np.max(np.abs(x))):
+        return FixedPoint(x, res, it + it2, "integrate+newton")
+    raise FixedPointError(
+        f"model {model.spec.name!r}: no fixed point found (Newton residual {res:.3g} after integrating "
+        f"{t_rest:g} s to rest; the model may sit on a limit cycle at these parameters)"
+    )
+
+
+def find_fixed_points_batch(model: CompiledModel, thetas: np.ndarray, x0=None, *, tol: float = 1e-10) -> np.ndarray:
+    """Fixed points for a stack of parameter vectors ``thetas[K, p]``.
+
+    A vectorised Newton iteration is run for all K at once; members that do not converge
+    are retried one by one with :func:`find_fixed_point`. Members with no fixed point get
+    NaN states (the caller decides what that means, e.g. zero likelihood).
+    """
+    thetas = np.asarray(thetas, dtype=float)
+    n_batch = thetas.shape[0]
+    if x0 is None:
+        init = model.spec.initial_state
+        x0 = np.zeros(model.n_states) if init is None else np.asarray(init, dtype=float)
+    x = np.broadcast_to(np.asarray(x0, dtype=float), (n_batch, model.n_states)).copy()
+    u = np.zeros((1, model.n_inputs))
+    done = np.zeros(n_batch, dtype=bool)
+    for _ in range(40):
+        f = model.flow(x, thetas, u)
+        jac = model.dfdx(x, thetas, u)
+        with np.errstate(all="ignore"):
+            try:
+                step = -np.linalg.solve(jac, f[..., None])[..., 0]
+            except np.linalg.LinAlgError:
+                break
+        step[done] = 0.0
+        x = x + step
+        done |= np.max(np.abs(step), axis=1) <= tol * np.maximum(1.0, np.max(np.abs(x), axis=1))
+        if done.all():
+            break
+    for i in np.flatnonzero(~done | ~np.all(np.isfinite(x), axis=1)):
+        try:
+            x[i] = find_fixed_point(model, thetas[i], x0=x0, tol=tol).x
+        except FixedPointError:
+            x[i] = np.nan
+    return x

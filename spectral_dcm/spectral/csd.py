@@ -1,0 +1,250 @@
+"""Predicted cross-spectral densities: neural model + innovations + observation + noise.
+
+For a stable expansion point the stationary CSD of the channels is
+
+    G(f) = L H(f) diag(S_u(f)) H(f)^H L^T + diag(S_c(f)) + S_n(f) 11^T
+
+with ``H`` the transfer function from the inputs to the model outputs, ``S_u(f) =
+a_u f^(-β)`` the innovation spectra (one amplitude per input, a shared exponent),
+``L`` the observation (one channel per output with a gain, or a lead field),
+``S_c(f) = a_c f^(-β_n)`` channel-specific noise and ``S_n`` noise common to all
+channels. :class:`SpectralModel` bundles all of it behind one parameter vector.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from ..errors import ShapeError, UnknownParameterError, suggest
+from ..model.compile import CompiledModel, compile_model
+from ..model.fixed_point import find_fixed_point, find_fixed_points_batch
+from ..model.linearise import Linearisation, linearise
+from ..model.spec import ModelSpec, Parameter
+from .transfer import transfer_function
+
+
+def _noise_parameters(input_names: Sequence[str], channel_names: Sequence[str], gains: bool) -> list[Parameter]:
+    params = [
+        Parameter(f"innov_amp_{name}", 1.0, "model units²/Hz", prior_var=1.0,
+                  description=f"amplitude of the innovation spectrum entering {name}")
+        for name in input_names
+    ]
+    params.append(Parameter("innov_exponent", 1.0, "1", prior_var=1 / 16,
+                            description="exponent β of the innovation spectrum a·f^-β"))
+    if gains:
+        params += [
+            Parameter(f"gain_{ch}", 1.0, "1", prior_var=1.0, description=f"gain of channel {ch}")
+            for ch in channel_names
+        ]
+    params += [
+        Parameter(f"noise_amp_{ch}", 1e-2, "channel units²/Hz", prior_var=1.0,
+                  description=f"amplitude of the noise specific to channel {ch}")
+        for ch in channel_names
+    ]
+    params += [
+        Parameter("noise_common_amp", 1e-3, "channel units²/Hz", prior_var=1.0,
+                  description="amplitude of the noise common to all channels"),
+        Parameter("noise_exponent", 1.0, "1", prior_var=1 / 16,
+                  description="exponent of the channel noise spectra"),
+    ]
+    return params
+
+
+class SpectralModel:
+    """A neural model with innovations, observation and noise: θ → CSD.
+
+    Parameters
+    ----------
+    model : ModelSpec | CompiledModel
+        The neural model (its outputs are the sources).
+    freqs : array_like
+        Frequencies (Hz) at which the CSD is predicted.
+    lead_field : ndarray | None
+        ``[n_channels, n_outputs]`` fixed lead field. If None, one channel per model
+        output, each with a free gain.
+    channel_names : sequence of str | None
+        Channel names (default: the output names).
+    delays : {"exact", "none"}
+        Exact element-wise delays in the transfer function, or ignore them.
+    priors : mapping | None
+        ``{name: (mean, var)}`` overrides of prior means/variances of any parameter.
+    """
+
+    def __init__(
+        self,
+        model: ModelSpec | CompiledModel,
+        freqs,
+        *,
+        lead_field: np.ndarray | None = None,
+        channel_names: Sequence[str] | None = None,
+        delays: str = "exact",
+        priors: Mapping[str, tuple[float, float]] | None = None,
+    ) -> None:
+        self.model = model if isinstance(model, CompiledModel) else compile_model(model)
+        spec = self.model.spec
+        self.freqs = np.asarray(freqs, dtype=float)
+        if self.freqs.ndim != 1 or self.freqs.size == 0 or np.any(self.freqs <= 0):
+            raise ShapeError("freqs must be a non-empty 1-D array of positive frequencies (Hz)")
+        if delays not in ("exact", "none"):
+            raise ValueError(f"delays must be 'exact' or 'none', not {delays!r}")
+        self.delays = delays
+        n_out = len(spec.outputs)
+        if lead_field is None:
+            self.lead_field = None
+            names = list(channel_names) if channel_names is not None else [o.name for o in spec.outputs]
+            if len(names) != n_out:
+                raise ShapeError(f"{len(names)} channel names for {n_out} model outputs")
+        else:
+            self.lead_field = np.asarray(lead_field, dtype=float)
+            if self.lead_field.ndim != 2 or self.lead_field.shape[1] != n_out:
+                raise ShapeError(f"lead field must be [n_channels, {n_out}], got {self.lead_field.shape}")
+            n_ch = self.lead_field.shape[0]
+            names = list(channel_names) if channel_names is not None else [f"ch{i}" for i in range(n_ch)]
+            if len(names) != n_ch:
+                raise ShapeError(f"{len(names)} channel names for a lead field with {n_ch} rows")
+        self.channel_names = names
+        extra = _noise_parameters([u.name for u in spec.inputs], names, gains=self.lead_field is None)
+        params = list(spec.parameters) + extra
+        for name, (mean, var) in (priors or {}).items():
+            index = [p.name for p in params].index(name) if name in [p.name for p in params] else None
+            if index is None:
+                raise UnknownParameterError(
+                    f"no parameter {name!r} to set a prior on.{suggest(name, [p.name for p in params])}"
+                )
+            params[index] = replace(params[index], prior_mean=float(mean), prior_var=float(var))
+        self.parameters: tuple[Parameter, ...] = tuple(params)
+        self.n_model_params = spec.n_params
+        self._index = {p.name: i for i, p in enumerate(self.parameters)}
+        self._reference_state: np.ndarray | None = None
+
+    # -- parameter helpers ----------------------------------------------------------
+    @property
+    def param_names(self) -> list[str]:
+        """All parameter names (model first, then observation and noise)."""
+        return [p.name for p in self.parameters]
+
+    @property
+    def n_params(self) -> int:
+        """Number of parameters."""
+        return len(self.parameters)
+
+    @property
+    def n_channels(self) -> int:
+        """Number of channels."""
+        return len(self.channel_names)
+
+    def prior_mean(self) -> np.ndarray:
+        """Prior means of θ."""
+        return np.array([p.mean for p in self.parameters])
+
+    def prior_var(self) -> np.ndarray:
+        """Prior variances of θ."""
+        return np.array([p.prior_var for p in self.parameters])
+
+    def index(self, name: str) -> int:
+        """Index of a parameter by name."""
+        try:
+            return self._index[name]
+        except KeyError:
+            raise UnknownParameterError(f"no parameter {name!r}.{suggest(name, self.param_names)}") from None
+
+    def theta(self, values: Mapping[str, float] | None = None) -> np.ndarray:
+        """Prior-mean θ with some entries replaced (by name)."""
+        theta = self.prior_mean()
+        for name, value in (values or {}).items():
+            theta[self.index(name)] = value
+        return theta
+
+    def _physical(self, theta: np.ndarray, name: str) -> np.ndarray:
+        i = self._index[name]
+        return self.parameters[i].to_physical(theta[..., i])
+
+    def _check(self, theta) -> np.ndarray:
+        theta = np.asarray(theta, dtype=float)
+        if theta.shape[-1:] != (self.n_params,):
+            raise ShapeError(f"expected {self.n_params} parameters, got an array of shape {theta.shape}")
+        self.model.check_theta(theta[..., : self.n_model_params])
+        return theta
+
+    # -- spectra -----------------------------------------------------------------------
+    def linearise(self, theta) -> Linearisation:
+        """Linearise the neural model at θ (its first ``n_model_params`` entries)."""
+        theta = self._check(theta)
+        return linearise(self.model, theta[: self.n_model_params])
+
+    def innovation_spectra(self, theta) -> np.ndarray:
+        """``S_u[..., f, m]``: innovation spectrum of each input."""
+        beta = self._physical(theta, "innov_exponent")
+        amps = np.stack([self._physical(theta, f"innov_amp_{u.name}") for u in self.model.spec.inputs], axis=-1)
+        return amps[..., None, :] * self.freqs[:, None] ** (-np.asarray(beta)[..., None, None])
+
+    def noise_spectra(self, theta) -> tuple[np.ndarray, np.ndarray]:
+        """Channel-specific ``[..., f, c]`` and common ``[..., f]`` noise spectra."""
+        beta = np.asarray(self._physical(theta, "noise_exponent"))
+        shape = self.freqs ** (-beta[..., None])
+        amps = np.stack([self._physical(theta, f"noise_amp_{ch}") for ch in self.channel_names], axis=-1)
+        common = np.asarray(self._physical(theta, "noise_common_amp"))[..., None] * shape
+        return amps[..., None, :] * shape[..., :, None], common
+
+    def observation(self, theta) -> np.ndarray:
+        """The observation matrix ``[..., c, k]`` mapping model outputs to channels."""
+        if self.lead_field is not None:
+            return np.broadcast_to(self.lead_field, np.shape(theta)[:-1] + self.lead_field.shape)
+        gains = np.stack([self._physical(theta, f"gain_{ch}") for ch in self.channel_names], axis=-1)
+        return gains[..., :, None] * np.eye(len(self.channel_names))
+
+    def csd_from_linearisation(self, lin: Linearisation, theta) -> np.ndarray:
+        """CSD ``[..., f, c, c]`` from (possibly stacked) linear models and θ."""
+        D = lin.D if self.delays == "exact" else None
+        H = transfer_function(lin.A, lin.B, lin.C, self.freqs, D)  # [..., f, k, m]
+        LH = self.observation(theta)[..., None, :, :] @ H
+        su = self.innovation_spectra(theta)
+        G = (LH * su[..., None, :]) @ np.conj(np.swapaxes(LH, -1, -2))
+        chan, common = self.noise_spectra(theta)
+        idx = np.arange(self.n_channels)
+        G[..., idx, idx] += chan
+        G += common[..., None, None]
+        return G
+
+    def predict(self, theta=None, *, allow_unstable: bool = False) -> np.ndarray:
+        """Predicted CSD ``[n_freq, n_channels, n_channels]`` at θ.
+
+        Raises :class:`~spectral_dcm.errors.UnstableError` at an unstable expansion point
+        unless ``allow_unstable`` (then the resolvent is returned, which is not a
+        stationary spectrum).
+        """
+        theta = self.prior_mean() if theta is None else self._check(theta)
+        lin = self.linearise(theta)
+        if not allow_unstable:
+            lin.require_stable("the predicted CSD")
+        return self.csd_from_linearisation(lin, theta)
+
+    def predict_batch(self, thetas) -> tuple[np.ndarray, np.ndarray]:
+        """CSDs for a stack ``thetas[K, p]``; returns ``(csd[K, f, c, c], ok[K])``.
+
+        Members without a fixed point or with an unstable one get NaN spectra and
+        ``ok = False``. Stability is judged from the eigenvalues of A (delays ignored).
+        """
+        thetas = self._check(np.atleast_2d(thetas))
+        th_model = thetas[:, : self.n_model_params]
+        if self._reference_state is None:  # continuation from the prior's fixed point
+            self._reference_state = find_fixed_point(self.model, self.prior_mean()[: self.n_model_params]).x
+        x = find_fixed_points_batch(self.model, th_model, x0=self._reference_state)
+        ok = np.all(np.isfinite(x), axis=1)
+        x = np.where(ok[:, None], x, 0.0)
+        u = np.zeros((1, self.model.n_inputs))
+        A = self.model.dfdx(x, th_model, u)
+        B = np.broadcast_to(self.model.dfdu(x, th_model, u), (len(thetas), self.model.n_states, self.model.n_inputs))
+        C = np.broadcast_to(self.model.dgdx(x, th_model), (len(thetas), self.model.n_outputs, self.model.n_states))
+        D = self.model.delays(th_model) if self.model.has_delays else None
+        with np.errstate(all="ignore"):
+            ok &= np.all(np.isfinite(A), axis=(1, 2))
+            A = np.where(ok[:, None, None], A, -np.eye(self.model.n_states))
+            ok &= np.max(np.linalg.eigvals(A).real, axis=1) < 0
+        lin = Linearisation(A=A, B=B, C=C, D=D, x=x, theta=th_model, eigenvalues=np.empty(0))
+        G = self.csd_from_linearisation(lin, thetas)
+        G[~ok] = np.nan
+        return G, ok
