@@ -21,6 +21,7 @@ REGISTRY: dict[str, tuple[str, str]] = {
     "lanmm": ("lanmm", "Laminar neural mass model (alpha and gamma sub-circuits)"),
     "nmm2": ("nmm2", "exact QIF mean field with second-order synapses (Clusella et al. 2023)"),
     "nmm1": ("nmm2", "heuristic (sigmoid) counterpart of NMM2"),
+    "ng_ei": ("ng_ei", "next-generation E/I mean field node (exact QIF populations, PING gamma)"),
 }
 
 #: models whose module is ``thalamocortical`` etc. but whose builder takes a variant option
