@@ -32,11 +32,11 @@ __all__ = [
     "SpectralDCMError",
     "SpectralModel",
     "State",
+    "__version__",
     "compile_model",
     "find_fixed_point",
     "get_model",
     "linearise",
     "list_models",
     "transfer_function",
-    "__version__",
 ]

@@ -26,7 +26,7 @@ CODEGEN_VERSION = 3
 class _ScalarPrinter(PythonCodePrinter):
     """Plain Python/math printer; Piecewise becomes a conditional expression."""
 
-    def _print_Piecewise(self, expr):  # noqa: N802 (SymPy's naming)
+    def _print_Piecewise(self, expr):
         result = []
         for e, c in expr.args:
             if c == sp.true:
@@ -95,9 +95,7 @@ def generate_function(
             for (index, _), expr in zip(entries, reduced, strict=True):
                 lines.append(f"    out[{', '.join(map(str, index))}] = {printer.doprint(expr)}")
         else:
-            lines.append(
-                "    batch = numpy.broadcast_shapes(x.shape[:-1], u.shape[:-1], p.shape[:-1])"
-            )
+            lines.append("    batch = numpy.broadcast_shapes(x.shape[:-1], u.shape[:-1], p.shape[:-1])")
             lines.append(f"    out = numpy.zeros(batch + {shape!r})")
             for (index, _), expr in zip(entries, reduced, strict=True):
                 lines.append(f"    out[..., {', '.join(map(str, index))}] = {printer.doprint(expr)}")

@@ -169,7 +169,7 @@ def compile_model(spec: ModelSpec, *, gradients: bool = False, use_cache: bool =
                 logger.warning("cannot write compiled-model cache in %s (%s); compiling in memory", path.parent, exc)
         if module is None:
             module = ModuleType(module_name)
-            exec(compile(text, f"<compiled {spec.name}>", "exec"), module.__dict__)  # noqa: S102 - our own codegen
+            exec(compile(text, f"<compiled {spec.name}>", "exec"), module.__dict__)
             path = None
     sys.modules.setdefault(module_name, module)
     info = CompileInfo(source, time.perf_counter() - t0, path)
@@ -212,7 +212,8 @@ class CompiledModel:
                 f"model {self.spec.name!r} expects {self.n_params} parameters, got an array of shape {theta.shape}"
             )
         if not np.all(np.isfinite(theta)):
-            bad = [self.spec.param_names[i] for i in np.flatnonzero(~np.isfinite(theta.reshape(-1, self.n_params)).any(0))]
+            bad_columns = (~np.isfinite(theta.reshape(-1, self.n_params))).any(0)
+            bad = [self.spec.param_names[i] for i in np.flatnonzero(bad_columns)]
             raise NonFiniteError(f"non-finite parameter values for {bad}")
         return theta
 

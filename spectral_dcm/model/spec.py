@@ -202,7 +202,9 @@ class ModelSpec:
         if len(self.flow) != n:
             raise ShapeError(f"model {self.name!r}: {len(self.flow)} flow equations for {n} states")
         if len(self.output) != len(self.outputs):
-            raise ShapeError(f"model {self.name!r}: {len(self.output)} output equations for {len(self.outputs)} outputs")
+            raise ShapeError(
+                f"model {self.name!r}: {len(self.output)} output equations for {len(self.outputs)} outputs"
+            )
         for kind, items in (("state", self.states), ("parameter", self.parameters), ("input", self.inputs)):
             names = [it.name for it in items]
             if len(set(names)) != len(names):
@@ -248,9 +250,7 @@ class ModelSpec:
         for i, p in enumerate(self.parameters):
             if p.name == name:
                 return i
-        raise UnknownParameterError(
-            f"model {self.name!r} has no parameter {name!r}.{suggest(name, self.param_names)}"
-        )
+        raise UnknownParameterError(f"model {self.name!r} has no parameter {name!r}.{suggest(name, self.param_names)}")
 
     def state_index(self, name: str) -> int:
         """Index of state ``name``."""

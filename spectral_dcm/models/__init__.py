@@ -65,8 +65,6 @@ def get_model(name: str, **options) -> ModelSpec:
     key = name.strip().lower().replace("-", "_")
     available = available_models()
     if key not in available:
-        raise UnknownModelError(
-            f"unknown model {name!r}.{suggest(key, available)} Available: {', '.join(available)}"
-        )
+        raise UnknownModelError(f"unknown model {name!r}.{suggest(key, available)} Available: {', '.join(available)}")
     module = importlib.import_module(f"{__name__}.{REGISTRY[key][0]}")
     return module.build(**{**_VARIANTS.get(key, {}), **options})

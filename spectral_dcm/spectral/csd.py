@@ -28,27 +28,44 @@ from .transfer import transfer_function
 
 def _noise_parameters(input_names: Sequence[str], channel_names: Sequence[str], gains: bool) -> list[Parameter]:
     params = [
-        Parameter(f"innov_amp_{name}", 1.0, "model units²/Hz", prior_var=1.0,
-                  description=f"amplitude of the innovation spectrum entering {name}")
+        Parameter(
+            f"innov_amp_{name}",
+            1.0,
+            "model units²/Hz",
+            prior_var=1.0,
+            description=f"amplitude of the innovation spectrum entering {name}",
+        )
         for name in input_names
     ]
-    params.append(Parameter("innov_exponent", 1.0, "1", prior_var=1 / 16,
-                            description="exponent β of the innovation spectrum a·f^-β"))
+    params.append(
+        Parameter(
+            "innov_exponent", 1.0, "1", prior_var=1 / 16, description="exponent β of the innovation spectrum a·f^-β"
+        )
+    )
     if gains:
         params += [
             Parameter(f"gain_{ch}", 1.0, "1", prior_var=1.0, description=f"gain of channel {ch}")
             for ch in channel_names
         ]
     params += [
-        Parameter(f"noise_amp_{ch}", 1e-2, "channel units²/Hz", prior_var=1.0,
-                  description=f"amplitude of the noise specific to channel {ch}")
+        Parameter(
+            f"noise_amp_{ch}",
+            1e-2,
+            "channel units²/Hz",
+            prior_var=1.0,
+            description=f"amplitude of the noise specific to channel {ch}",
+        )
         for ch in channel_names
     ]
     params += [
-        Parameter("noise_common_amp", 1e-3, "channel units²/Hz", prior_var=1.0,
-                  description="amplitude of the noise common to all channels"),
-        Parameter("noise_exponent", 1.0, "1", prior_var=1 / 16,
-                  description="exponent of the channel noise spectra"),
+        Parameter(
+            "noise_common_amp",
+            1e-3,
+            "channel units²/Hz",
+            prior_var=1.0,
+            description="amplitude of the noise common to all channels",
+        ),
+        Parameter("noise_exponent", 1.0, "1", prior_var=1 / 16, description="exponent of the channel noise spectra"),
     ]
     return params
 

@@ -1,0 +1,172 @@
+"""fit(): recovery, scale invariance, MCMC vs Laplace, model comparison, ArviZ/netCDF, figures."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+
+from spectral_dcm import Input, ModelSpec, Output, Parameter, SpectralModel, State
+from spectral_dcm.errors import DataError
+from spectral_dcm.inference import FitResult, compare_models, fit, load_netcdf
+from spectral_dcm.plotting import plot_fit, plot_free_energy, plot_marginals
+from spectral_dcm.spectra import Spectra
+
+FREQS = np.arange(1.0, 45.0, 0.5)
+# gain and common noise are degenerate with the innovation/channel noise amplitudes for one channel: fix them
+FIXED = {"gain_y": (0.0, 0.0), "noise_common_amp": (0.0, 0.0)}
+TRUE = {"f0": 0.15, "g": 14.0, "innov_amp_u": 0.5, "innov_exponent": 0.1, "noise_amp_y": -1.0}
+
+
+def oscillator() -> ModelSpec:
+    """Damped oscillator x'' + g x' + ω² x = ω² u (resonance f0, unstable for g < 0)."""
+    x, v = State("x"), State("v")
+    f0 = Parameter("f0", 10.0, "Hz", prior_var=1 / 16)
+    g = Parameter("g", 20.0, "1/s", transform="linear", prior_var=25.0)
+    u = Input("u")
+    w = 2 * np.pi * f0.symbol
+    return ModelSpec(
+        "osc",
+        [x, v],
+        [f0, g],
+        [u],
+        [Output("y")],
+        flow=[v.symbol, -(w**2) * x.symbol - g.symbol * v.symbol + w**2 * u.symbol],
+        output=[x.symbol],
+    )
+
+
+def lowpass() -> ModelSpec:
+    """First-order low-pass x' = a (u − x): no resonance (the wrong model for oscillator data)."""
+    x = State("x")
+    a = Parameter("a", 60.0, "1/s", prior_var=1 / 4)
+    u = Input("u")
+    return ModelSpec(
+        "lowpass", [x], [a], [u], [Output("y")], flow=[a.symbol * (u.symbol - x.symbol)], output=[x.symbol]
+    )
+
+
+@pytest.fixture(scope="module")
+def osc_model():
+    return SpectralModel(oscillator(), FREQS, priors=FIXED)
+
+
+def simulated(model, K=40, seed=1, scale=1.0, truth=TRUE):
+    """Wishart-distributed CSD estimate (one channel: Gamma) around the model's CSD at ``truth``."""
+    G = model.predict(model.theta(truth)) * scale
+    rng = np.random.default_rng(seed)
+    return Spectra(FREQS, G * rng.gamma(K, 1 / K, size=G.shape), ["y"], dof=2 * K)
+
+
+@pytest.mark.parametrize("likelihood", ["whittle", "spm"])
+def test_recovers_known_parameters(osc_model, likelihood):
+    res = fit(osc_model, simulated(osc_model), likelihood=likelihood)
+    assert isinstance(res, FitResult) and res.converged
+    for name in ("f0", "g", "innov_amp_u", "innov_exponent"):
+        i = res.param_names.index(name)
+        z = (res.mean[i] - TRUE[name]) / res.sd[i]
+        # the truth should be within 3 posterior sd (a failure here has probability < 1 % per parameter)
+        assert abs(z) < 3, (name, res.mean[i], res.sd[i])
+    # the well-identified resonance frequency is pinned down far below its prior sd
+    assert res.sd[res.param_names.index("f0")] < 0.1 * 0.25
+    assert (res.hyper.size == 1) == (likelihood == "spm")
+
+
+@pytest.mark.parametrize("likelihood", ["whittle", "spm"])
+def test_fit_is_invariant_to_data_scale(osc_model, likelihood):
+    base = fit(osc_model, simulated(osc_model), likelihood=likelihood)
+    scaled = fit(osc_model, simulated(osc_model, scale=1e-7), likelihood=likelihood)
+    amp = np.array([n.startswith(("innov_amp", "noise_amp", "noise_common")) for n in base.param_names])
+    # the amplitude centring makes the problem exactly equivalent: only round-off differences remain
+    np.testing.assert_allclose(scaled.mean[~amp], base.mean[~amp], atol=1e-6)
+    np.testing.assert_allclose(scaled.sd, base.sd, rtol=1e-5)
+    np.testing.assert_allclose(scaled.mean[amp] - base.mean[amp], np.log(1e-7), atol=1e-6)
+
+
+def test_fixed_parameters_stay_at_prior(osc_model):
+    res = fit(osc_model, simulated(osc_model))
+    i = res.param_names.index("gain_y")
+    assert res.mean[i] == res.prior_mean[i] and res.sd[i] == 0
+
+
+def test_unstable_region_is_handled():
+    # a prior centred on a barely stable damping with a huge variance: many steps land at g < 0 (unstable)
+    model = SpectralModel(oscillator(), FREQS, priors={**FIXED, "g": (2.0, 400.0)})
+    res = fit(model, simulated(SpectralModel(oscillator(), FREQS, priors=FIXED)))
+    assert np.isfinite(res.free_energy)
+    assert res.mean[res.param_names.index("g")] > 0
+
+
+def test_non_convergence_reported(osc_model):
+    res = fit(osc_model, simulated(osc_model), max_iter=2)
+    assert not res.converged and "not converged" in res.message
+    assert not res.summary()["converged"]
+
+
+def test_bad_input_errors(osc_model):
+    data = simulated(osc_model)
+    with pytest.raises(DataError, match="frequencies"):
+        fit(osc_model, data.pick_frequencies(2, 30))
+    with pytest.raises(DataError, match="degrees of freedom"):
+        fit(osc_model, Spectra(data.freqs, data.csd, ["y"]), likelihood="whittle")
+    with pytest.raises(ValueError, match="method"):
+        fit(osc_model, data, method="nuts")
+    with pytest.raises(TypeError, match="unknown fit options"):
+        fit(osc_model, data, n_steps=10)
+
+
+def test_summary_and_netcdf_round_trip(osc_model, tmp_path):
+    res = fit(osc_model, simulated(osc_model))
+    summary = res.summary()
+    f0 = summary["parameters"]["f0"]
+    # 90 % Gaussian interval: mean ± 1.645 sd
+    assert f0["ci_high"] - f0["ci_low"] == pytest.approx(2 * 1.6448536 * f0["sd"], rel=1e-6)
+    assert f0["prior_sd"] == pytest.approx(0.25)
+    idata = res.to_arviz(n_draws=50)
+    assert idata.log_likelihood["csd"].shape == (1, 50, FREQS.size)
+    assert idata.posterior_predictive["power"].shape == (1, 50, FREQS.size, 1)
+    path = res.save_netcdf(tmp_path / "fit.nc")
+    assert not list(tmp_path.glob("*.tmp"))
+    back = load_netcdf(path)
+    np.testing.assert_array_equal(back.mean, res.mean)
+    np.testing.assert_array_equal(back.cov, res.cov)
+    np.testing.assert_array_equal(back.observed.csd, res.observed.csd)
+    assert back.free_energy == res.free_energy and back.trace == res.trace
+    assert back.summary()["parameters"] == summary["parameters"]
+
+
+def test_model_comparison_picks_generating_model(osc_model):
+    data = simulated(osc_model, seed=5)
+    fits = {"oscillator": fit(osc_model, data), "lowpass": fit(SpectralModel(lowpass(), FREQS), data)}
+    table = compare_models(fits)
+    assert table.index[0] == "oscillator"
+    assert table.loc["oscillator", "prob"] > 0.99
+    assert table.loc["lowpass", "dF"] < -3  # "strong evidence" threshold of DCM
+    with pytest.raises(DataError, match="different data"):
+        compare_models({"a": fits["oscillator"], "b": fit(osc_model, simulated(osc_model, seed=6))})
+
+
+def test_figures(osc_model):
+    res = fit(osc_model, simulated(osc_model))
+    for fig in (plot_fit(res, n_draws=20), plot_marginals(res), plot_free_energy(res)):
+        assert fig.axes
+        plt.close(fig)
+
+
+@pytest.mark.slow
+def test_mcmc_agrees_with_laplace_and_is_reproducible(osc_model):
+    # stronger channel noise than TRUE so that its amplitude and exponent are well identified too
+    data = simulated(osc_model, K=200, truth={**TRUE, "noise_amp_y": 1.0})
+    lap = fit(osc_model, data, likelihood="whittle", tol=1e-4)
+    opts = {"n_steps": 3000, "n_walkers": 24}
+    mc = fit(osc_model, data, method="mcmc", likelihood="whittle", seed=3, **opts)
+    z = (mc.mean - lap.mean)[lap.free] / lap.sd[lap.free]
+    # Monte Carlo error of the mean ≈ 1/sqrt(ESS ≥ 180) ≤ 0.075 sd; the posterior's mean-vs-mode skew is
+    # ≲ 0.05 sd here (|z| ≤ 0.12 over two seeds), so 0.2 sd leaves a margin for both
+    assert np.all(np.abs(z) < 0.2), z
+    np.testing.assert_allclose(mc.sd[lap.free], lap.sd[lap.free], rtol=0.2)  # sd from ESS ≥ 180: ±5 %, skew
+    assert mc.samples.shape[1] == len(mc.param_names)
+    assert mc.ic is not None and np.isfinite(mc.ic.elpd_loo)
+    assert "ess_bulk_min" in mc.summary()["diagnostics"]
+    again = fit(osc_model, data, method="mcmc", likelihood="whittle", seed=3, **opts)
+    np.testing.assert_array_equal(again.samples, mc.samples)

@@ -1,0 +1,137 @@
+"""Fixed points, linearisation, stability, transfer functions and predicted CSDs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import spectral_dcm as sd
+from spectral_dcm.errors import FixedPointError, UnstableError
+from spectral_dcm.model.compile import compile_model
+from spectral_dcm.spectral.transfer import transfer_modal, transfer_solve
+
+from .toy_models import delayed_pair, no_equilibrium, unstable_focus
+
+
+@pytest.fixture(scope="module")
+def jr():
+    return compile_model(sd.get_model("jansen_rit"))
+
+
+def test_fixed_point_solves_the_flow(jr):
+    fp = sd.find_fixed_point(jr)
+    theta = jr.spec.prior_mean()
+    # the residual is ~1e-13 of the flow's natural scale (A a v ~ 1e4 mV/s)
+    assert np.max(np.abs(jr.flow(fp.x, theta))) < 1e-8
+    # a nearby start returns to the same equilibrium
+    fp2 = sd.find_fixed_point(jr, x0=fp.x + 0.01)
+    assert np.allclose(fp.x, fp2.x, atol=1e-9)
+    # Jansen-Rit is multistable at this drive: a start far away finds another equilibrium,
+    # which also solves the flow (Newton finds the one in its basin; x0 chooses)
+    fp3 = sd.find_fixed_point(jr, x0=fp.x + 0.5)
+    assert np.max(np.abs(jr.flow(fp3.x, theta))) < 1e-8
+    assert not np.allclose(fp.x, fp3.x, atol=1e-3)
+
+
+def test_no_fixed_point_is_a_typed_error():
+    model = compile_model(no_equilibrium())
+    with pytest.raises(FixedPointError, match="no fixed point"):
+        sd.find_fixed_point(model)
+
+
+def test_unstable_point_is_never_turned_into_a_spectrum():
+    model = compile_model(unstable_focus())
+    lin = sd.linearise(model)
+    assert not lin.stable and lin.max_real == pytest.approx(2.5)
+    with pytest.raises(UnstableError, match="unstable expansion point"):
+        sd.SpectralModel(model, np.arange(1, 30)).predict()
+    spectra = sd.SpectralModel(model, np.arange(1, 30)).predict(allow_unstable=True)
+    assert np.all(np.isfinite(spectra))
+
+
+def test_jansen_rit_modes_and_stability(jr):
+    lin = sd.linearise(jr)
+    assert lin.stable
+    # eigenvalues of A are the modes: frequencies from Im λ / 2π
+    freqs = sorted(m["frequency_hz"] for m in lin.modes() if m["frequency_hz"] > 0)
+    assert np.allclose(
+        sorted(np.abs(np.linalg.eigvals(lin.A).imag[np.linalg.eigvals(lin.A).imag > 0]) / (2 * np.pi)), freqs
+    )
+
+
+def test_modal_and_solve_transfer_functions_agree(jr):
+    lin = sd.linearise(jr)
+    f = np.linspace(0.5, 80, 200)
+    H1 = transfer_modal(lin.A, lin.B, lin.C, f)
+    H2 = transfer_solve(lin.A, lin.B, lin.C, f)
+    assert np.max(np.abs(H1 - H2)) / np.max(np.abs(H2)) < 1e-10  # both exact up to round-off
+
+
+def test_defective_matrix_falls_back_to_solve():
+    # a Jordan block: eigenvectors are parallel, the modal form must not be used
+    A = np.array([[-3.0, 1.0], [0.0, -3.0]])
+    B = np.eye(2)
+    C = np.eye(2)
+    f = np.array([1.0, 5.0])
+    assert transfer_modal(A, B, C, f) is None
+    H = sd.transfer_function(A, B, C, f)
+    s = 2j * np.pi * f
+    expected_01 = 1.0 / (s + 3.0) ** 2  # (sI - A)^-1 of a Jordan block
+    assert np.allclose(H[:, 0, 1], expected_01)
+
+
+def test_exact_delays_match_the_analytic_transfer_function():
+    spec = delayed_pair(delay=0.02, gain=30.0, rate=50.0)
+    model = compile_model(spec)
+    lin = sd.linearise(model)
+    f = np.linspace(1, 100, 50)
+    H = sd.transfer_function(lin.A, lin.B, lin.C, f, lin.D)
+    s = 2j * np.pi * f
+    e = 30.0 * np.exp(-s * 0.02)
+    det = (s + 50.0) ** 2 - e**2
+    assert np.allclose(H[:, 0, 0], (s + 50.0) / det, rtol=1e-12)
+    assert np.allclose(H[:, 0, 1], e / det, rtol=1e-12)
+
+
+def test_delayed_characteristic_roots_solve_the_characteristic_equation():
+    spec = delayed_pair(delay=0.02, gain=45.0, rate=50.0)
+    lin = sd.linearise(compile_model(spec), n_delayed_roots=2)
+    for s in lin.eigenvalues[:2]:
+        # roots of det(sI - A∘exp(-sD)) = 0: here (s + a)^2 = k^2 exp(-2 s τ)
+        assert abs((s + 50.0) ** 2 - 45.0**2 * np.exp(-2 * s * 0.02)) < 1e-8 * 45.0**2
+
+
+def test_delays_can_destabilise():
+    # without delay the pair is stable (a > k); long delays with k close to a still are, but a
+    # negative-feedback loop (k < 0) with a long delay oscillates: check the root moves right
+    near = sd.linearise(compile_model(delayed_pair(delay=1e-4, gain=-45.0, rate=50.0)))
+    far = sd.linearise(compile_model(delayed_pair(delay=0.05, gain=-45.0, rate=50.0)))
+    assert near.stable
+    assert far.max_real > near.max_real
+
+
+def test_predict_batch_matches_predict(jr):
+    model = sd.SpectralModel(jr, np.arange(2, 40, 2.0))
+    rng = np.random.default_rng(3)
+    thetas = model.prior_mean() + 0.05 * rng.standard_normal((4, model.n_params)) * np.sqrt(model.prior_var() > 0)
+    batch, ok = model.predict_batch(thetas)
+    assert ok.all()
+    for i in range(4):
+        single = model.predict(thetas[i])
+        assert np.max(np.abs(batch[i] - single)) / np.max(np.abs(single)) < 1e-10
+
+
+def test_predict_batch_flags_unstable_members(jr):
+    model = sd.SpectralModel(jr, np.arange(2, 40, 2.0))
+    thetas = np.tile(model.prior_mean(), (2, 1))
+    thetas[1, model.index("p")] = np.log(200 / 90)  # p = 200/s: alpha limit cycle, unstable fixed point
+    G, ok = model.predict_batch(thetas)
+    assert ok.tolist() == [True, False]
+    assert np.all(np.isnan(G[1])) and np.all(np.isfinite(G[0]))
+
+
+def test_csd_is_hermitian_with_noise_on_the_diagonal():
+    model = sd.SpectralModel(compile_model(delayed_pair()), np.arange(1, 50.0))
+    G = model.predict()
+    assert np.allclose(G, np.conj(np.swapaxes(G, 1, 2)))
+    assert np.all(np.linalg.eigvalsh(G) > 0)
