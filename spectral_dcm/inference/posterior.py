@@ -86,7 +86,7 @@ class FitResult:
     samples: np.ndarray | None = None
     chains: np.ndarray | None = None
     diagnostics: dict = field(default_factory=dict)
-    ic: object | None = None
+    ic: LooCriterion | None = None
     model: object | None = field(default=None, repr=False)
     likelihood: object | None = field(default=None, repr=False)
     _idata: object | None = field(default=None, repr=False)
@@ -320,10 +320,43 @@ def load_netcdf(path: str | os.PathLike) -> FitResult:
     )
 
 
-def information_criterion(result: FitResult, n_draws: int = 400):
-    """ArviZ PSIS-LOO of the per-frequency pointwise log-likelihood (``elpd_loo`` etc.)."""
-    az, _ = _arviz()
-    return az.loo(result.to_arviz(n_draws=n_draws))
+@dataclass(frozen=True)
+class LooCriterion:
+    """PSIS-LOO estimate, the same fields whichever ArviZ version computed it.
+
+    Attributes
+    ----------
+    elpd_loo : float
+        Expected log pointwise predictive density (higher is better).
+    se : float
+        Its standard error.
+    p_loo : float
+        Effective number of parameters.
+    max_pareto_k : float
+        Largest Pareto shape; above 0.7 the estimate is unreliable.
+    warning : bool
+        ArviZ's reliability warning.
+    """
+
+    elpd_loo: float
+    se: float
+    p_loo: float
+    max_pareto_k: float
+    warning: bool
+
+
+def information_criterion(result: FitResult, n_draws: int = 400) -> LooCriterion:
+    """ArviZ PSIS-LOO of the per-frequency pointwise log-likelihood."""
+    az, v1 = _arviz()
+    loo = az.loo(result.to_arviz(n_draws=n_draws))
+    elpd, p_eff = (loo.elpd, loo.p) if v1 else (loo.elpd_loo, loo.p_loo)
+    return LooCriterion(
+        elpd_loo=float(elpd),
+        se=float(loo.se),
+        p_loo=float(p_eff),
+        max_pareto_k=float(np.max(np.asarray(loo.pareto_k))),
+        warning=bool(loo.warning),
+    )
 
 
 def ess_rhat(chains: np.ndarray, names: list[str]) -> dict:

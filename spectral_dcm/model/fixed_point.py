@@ -129,6 +129,12 @@ def find_fixed_point(
     if ok and res < 1e-6 * max(1.0, np.max(np.abs(x))):
         return FixedPoint(x, res, it, "newton")
     logger.debug("Newton did not converge for %r (residual %.3g); integrating to rest", model.spec.name, res)
+    bound = 1e6 * max(1.0, float(np.max(np.abs(x0))))
+
+    def escaped(t, y):  # finite-time blow-up: stop instead of chasing it with ever smaller steps
+        return bound - np.max(np.abs(y))
+
+    escaped.terminal = True
     try:
         sol = solve_ivp(
             lambda t, y: model.flow(y, theta, u),
@@ -138,11 +144,12 @@ def find_fixed_point(
             jac=lambda t, y: model.dfdx(y, theta, u),
             rtol=1e-8,
             atol=1e-10,
+            events=escaped,
         )
         x_end = sol.y[:, -1]
     except Exception as exc:  # the flow may overflow far from rest
         raise FixedPointError(f"model {model.spec.name!r}: no fixed point (integration failed: {exc})") from exc
-    if not np.all(np.isfinite(x_end)):
+    if sol.status == 1 or not np.all(np.isfinite(x_end)):
         raise FixedPointError(f"model {model.spec.name!r}: no fixed point (integration diverged)")
     x, res, it2, ok = _newton(model, x_end, theta, u, max_iter, tol)
     if ok and res < 1e-6 * max(1.0, np.max(np.abs(x))):
