@@ -19,7 +19,18 @@ from collections.abc import Sequence
 import sympy as sp
 
 from ..errors import ShapeError
-from ..model.spec import Input, ModelSpec, Output, Parameter, State
+from ..model.spec import ModelSpec, Output, Parameter
+from ._blocks import (
+    afferent,
+    connections,
+    extrinsic_parameters,
+    output_weight,
+    per_source,
+    population_delays,
+    source_inputs,
+    source_states,
+    suffix,
+)
 
 POPULATIONS = ("ss", "sp", "ii", "dp")
 TIME_CONSTANTS = (0.002, 0.002, 0.016, 0.028)  # s
@@ -27,42 +38,6 @@ INTRINSIC = (4, 4, 8, 4, 4, 2, 4, 4, 2, 1)  # × 200 s⁻¹, SPM's g1..g10
 EXTRINSIC = (1.0, 0.5, 1.0, 0.5)  # × 200: forward (i), (ii), backward (i), (ii)
 FREE_GAINS = {"G_sp_self": 7, "G_ss_from_sp": 2, "G_ss_from_ii": 3, "G_ii_self": 4}  # P.G(:, 1..4) scale g7, g2, g3, g4
 INPUT_GAIN = 512.0
-
-
-def suffix(n_sources: int, *idx: int) -> str:
-    """Per-source name suffix ('' for a single source, else '_i' or '_i_j', 1-based)."""
-    return "" if n_sources == 1 else "".join(f"_{i + 1}" for i in idx)
-
-
-def check_pairs(pairs: Sequence[tuple[int, int]], n_sources: int, what: str) -> list[tuple[int, int]]:
-    """Validate (target, source) connection pairs."""
-    out = []
-    for pair in pairs:
-        i, j = (int(v) for v in pair)
-        if not (0 <= i < n_sources and 0 <= j < n_sources):
-            raise ShapeError(f"{what} connection {pair} out of range for {n_sources} sources")
-        out.append((i, j))
-    return out
-
-
-def extrinsic_parameters(
-    kinds: dict[str, tuple[float, Sequence[tuple[int, int]]]], prior_var: float, damp_reciprocal: bool = True
-) -> dict:
-    """Extrinsic strengths ``A_<kind>_<target>_<source>``; reciprocal pairs are damped by 5 as in SPM's CMC."""
-    params = {}
-    for kind, (gain, pairs) in kinds.items():
-        for i, j in pairs:
-            damp = 5.0 if damp_reciprocal and (j, i) in pairs and i != j else 1.0
-            name = f"A_{kind}_{i + 1}_{j + 1}"
-            params[(kind, i, j)] = Parameter(
-                name, gain / damp, "1/s", prior_var=prior_var, description=f"{kind} {j + 1}→{i + 1}"
-            )
-    return params
-
-
-def afferent(ext: dict, target: int, kinds: Sequence[str], rate: Sequence[sp.Expr]) -> sp.Expr:
-    """Sum of extrinsic inputs ``A[target, j]·rate[j]`` over the connections of the given kinds."""
-    return sum((ext[(kd, t, j)].symbol * rate[j] for (kd, t, j) in ext if kd in kinds and t == target), sp.S.Zero)
 
 
 def build(
@@ -82,25 +57,19 @@ def build(
     lateral : sequence of (target, source)
         Not part of the CMC; must be empty.
     """
-    if n_sources < 1:
-        raise ShapeError("n_sources must be >= 1")
     if lateral:
         raise ShapeError("the CMC has no lateral connections")
     ns = n_sources
-    fwd = check_pairs(forward, ns, "forward")
-    bwd = check_pairs(backward, ns, "backward")
-    kinds = ("v", "i")
-    states = [
-        State(
-            f"{kind}_{pop}{suffix(ns, i)}",
-            f"{'voltage' if kind == 'v' else 'current'} of {pop}",
-            "mV" if kind == "v" else "mV/s",
-        )
-        for pop in POPULATIONS
-        for kind in kinds
-        for i in range(ns)
-    ]
-    x = sp.Matrix(ns, 8, lambda i, k: states[k * ns + i].symbol)
+    conns = connections(ns, forward, backward, ())
+    fwd, bwd = conns["fwd"], conns["bwd"]
+    states, x = source_states(
+        ns,
+        [
+            (f"{kind}_{pop}", f"{'voltage' if kind == 'v' else 'current'} of {pop}", "mV" if kind == "v" else "mV/s")
+            for pop in POPULATIONS
+            for kind in ("v", "i")
+        ],
+    )
     T = [
         Parameter(f"T_{p}", t, "s", prior_var=1 / 32, description=f"{p} time constant (shared)")
         for p, t in zip(POPULATIONS, TIME_CONSTANTS, strict=False)
@@ -125,10 +94,7 @@ def build(
         },
         prior_var=1 / 16,
     )
-    D_in = [
-        Parameter(f"D_intrinsic{suffix(ns, i)}", 0.001, "s", prior_var=1 / 64, description="intrinsic delay")
-        for i in range(ns)
-    ]
+    D_in = per_source(ns, "D_intrinsic", 0.001, "s", prior_var=1 / 64, description="intrinsic delay")
     pairs = sorted({(i, j) for i, j in fwd + bwd if i != j})
     D_ex = {
         (i, j): Parameter(
@@ -138,14 +104,12 @@ def build(
     }
     S = Parameter("S", 2 / 3, "1/mV", prior_var=1 / 64, description="sigmoid slope")
     J = [
-        Parameter("J_ss", 0.0, "1", transform="linear", prior_var=1 / 32, description="output weight of ss voltage"),
-        Parameter(
-            "J_sp", 1.0, "1", transform="linear", prior_var=0.0, description="output weight of sp voltage (fixed)"
-        ),
-        Parameter("J_dp", 0.0, "1", transform="linear", prior_var=1 / 32, description="output weight of dp voltage"),
+        output_weight("J_ss", 0.0, "ss voltage"),
+        output_weight("J_sp", 1.0, "sp voltage (fixed)", prior_var=0.0),
+        output_weight("J_dp", 0.0, "dp voltage"),
     ]
     params = T + list(G.values()) + list(ext.values()) + D_in + list(D_ex.values()) + [S] + J
-    inputs = [Input(f"u{suffix(ns, i)}", "endogenous fluctuation onto ss") for i in range(ns)]
+    inputs = source_inputs(ns)
 
     r = S.symbol
     sig = lambda v: 1 / (1 + sp.exp(-r * v)) - sp.Rational(1, 2)  # noqa: E731
@@ -206,21 +170,3 @@ def build(
         references=["Bastos AM et al. (2012). Neuron 76:695–711.", "SPM12 spm_fx_cmc.m (r7771)."],
         metadata={"n_sources": ns, "states_per_source": 8, "spm_model": "CMC"},
     )
-
-
-def population_delays(ns: int, nk: int, pairs_in, d_in, d_ex) -> sp.Matrix:
-    """Delay matrix in spm_vec state order.
-
-    ``pairs_in`` lists per-source (target state, source state) pairs (0-based) that couple different
-    populations of the same source; they get the intrinsic delay ``d_in[i]``. Every state of source i
-    driven by source j gets the extrinsic delay ``d_ex[(i, j)]``.
-    """
-    D = sp.zeros(nk * ns, nk * ns)
-    for i in range(ns):
-        for k, q in pairs_in:
-            D[k * ns + i, q * ns + i] = d_in[i]
-    for (i, j), d in d_ex.items():
-        for k in range(nk):
-            for q in range(nk):
-                D[k * ns + i, q * ns + j] = d
-    return D

@@ -20,14 +20,24 @@ from collections.abc import Sequence
 
 import sympy as sp
 
-from ..errors import ShapeError
-from ..model.spec import Input, ModelSpec, Output, Parameter, State
-from .cmc import afferent, check_pairs, extrinsic_parameters, population_delays, suffix
+from ..model.spec import ModelSpec, Output, Parameter
+from ._blocks import (
+    KINDS,
+    afferent,
+    connections,
+    extrinsic_parameters,
+    output_weight,
+    per_source,
+    population_delays,
+    source_inputs,
+    source_states,
+    suffix,
+    synapse,
+)
 
 STATE_NAMES = ("v_ss", "v_py_exc", "v_py_inh", "i_ss", "i_py_exc", "i_py_inh", "v_in", "i_in", "v_py")
 GAIN_NAMES = ("G_ss_from_py", "G_py_from_ss", "G_in_from_py", "G_py_from_in")
 GAINS = (128.0, 102.4, 32.0, 32.0)  # s⁻¹ (SPM's [1 4/5 1/4 1/4]·128)
-KINDS = ("fwd", "bwd", "lat")
 EXTRINSIC = (32.0, 16.0, 4.0)
 INPUT_GAIN = 64.0
 INTRINSIC_DELAY = 0.002  # s
@@ -51,20 +61,13 @@ def build(
     forward, backward, lateral : sequence of (target, source)
         Extrinsic connections (0-based source indices).
     """
-    if n_sources < 1:
-        raise ShapeError("n_sources must be >= 1")
     ns = n_sources
-    conns = {k: check_pairs(c, ns, k) for k, c in zip(KINDS, (forward, backward, lateral), strict=False)}
-    states = [
-        State(f"{name}{suffix(ns, i)}", name, "mV" if name.startswith("v") else "mV/s")
-        for name in STATE_NAMES
-        for i in range(ns)
-    ]
-    x = sp.Matrix(ns, 9, lambda i, k: states[k * ns + i].symbol)
-    Te = [Parameter(f"T_e{suffix(ns, i)}", 0.008, "s", description="excitatory time constant") for i in range(ns)]
-    Ti = [Parameter(f"T_i{suffix(ns, i)}", 0.016, "s", description="inhibitory time constant") for i in range(ns)]
-    He = [Parameter(f"H_e{suffix(ns, i)}", 4.0, "mV", description="excitatory receptor density") for i in range(ns)]
-    Hi = [Parameter(f"H_i{suffix(ns, i)}", 32.0, "mV", description="inhibitory receptor density") for i in range(ns)]
+    conns = connections(ns, forward, backward, lateral)
+    states, x = source_states(ns, [(name, name, "mV" if name.startswith("v") else "mV/s") for name in STATE_NAMES])
+    Te = per_source(ns, "T_e", 0.008, "s", description="excitatory time constant")
+    Ti = per_source(ns, "T_i", 0.016, "s", description="inhibitory time constant")
+    He = per_source(ns, "H_e", 4.0, "mV", description="excitatory receptor density")
+    Hi = per_source(ns, "H_i", 32.0, "mV", description="inhibitory receptor density")
     G = [
         Parameter(n, g, "1/s", description="intrinsic connection (shared)")
         for n, g in zip(GAIN_NAMES, GAINS, strict=True)
@@ -82,21 +85,12 @@ def build(
         Parameter("S_threshold", 1 / 3, "mV", description="sigmoid threshold"),
     ]
     J = [
-        Parameter("J_ss", 0.0, "1", transform="linear", prior_var=1 / 32, description="output weight of ss voltage"),
-        Parameter(
-            "J_in", 0.0, "1", transform="linear", prior_var=1 / 32, description="output weight of interneuron voltage"
-        ),
-        Parameter(
-            "J_py",
-            1.0,
-            "1",
-            transform="linear",
-            prior_var=0.0,
-            description="output weight of pyramidal voltage (fixed)",
-        ),
+        output_weight("J_ss", 0.0, "ss voltage"),
+        output_weight("J_in", 0.0, "interneuron voltage"),
+        output_weight("J_py", 1.0, "pyramidal voltage (fixed)", prior_var=0.0),
     ]
     params = Te + Ti + He + Hi + G + list(ext.values()) + list(D_ex.values()) + S + J
-    inputs = [Input(f"u{suffix(ns, i)}", "endogenous fluctuation onto ss") for i in range(ns)]
+    inputs = source_inputs(ns)
     r, v0 = (q.symbol for q in S)
     sig = lambda v: 1 / (1 + sp.exp(-r * (v - v0))) - 1 / (1 + sp.exp(r * v0))  # noqa: E731
     g1, g2, g3, g4 = (q.symbol for q in G)
@@ -107,61 +101,17 @@ def build(
         te, ti, he, hi = Te[i].symbol, Ti[i].symbol, He[i].symbol, Hi[i].symbol
         Sss, Sin, Spy = sig(x[i, 0]), sig(x[i, 6]), sig(x[i, 8])
         u = inputs[i].symbol
+        into_ss = afferent(ext, i, ("fwd", "lat"), py_rate)
+        into_py_in = afferent(ext, i, ("bwd", "lat"), py_rate)
         dx = [
             x[i, 3],
             x[i, 4],
             x[i, 5],
-            he
-            * (
-                afferent(
-                    ext,
-                    i,
-                    (
-                        "fwd",
-                        "lat",
-                    ),
-                    py_rate,
-                )
-                + g1 * Spy
-                + INPUT_GAIN * u
-            )
-            / te
-            - 2 * x[i, 3] / te
-            - x[i, 0] / te**2,
-            he
-            * (
-                afferent(
-                    ext,
-                    i,
-                    (
-                        "bwd",
-                        "lat",
-                    ),
-                    py_rate,
-                )
-                + g2 * Sss
-            )
-            / te
-            - 2 * x[i, 4] / te
-            - x[i, 1] / te**2,
-            hi * g4 * Sin / ti - 2 * x[i, 5] / ti - x[i, 2] / ti**2,
+            synapse(he * (into_ss + g1 * Spy + INPUT_GAIN * u), x[i, 3], x[i, 0], te),
+            synapse(he * (into_py_in + g2 * Sss), x[i, 4], x[i, 1], te),
+            synapse(hi * g4 * Sin, x[i, 5], x[i, 2], ti),
             x[i, 7],
-            he
-            * (
-                afferent(
-                    ext,
-                    i,
-                    (
-                        "bwd",
-                        "lat",
-                    ),
-                    py_rate,
-                )
-                + g3 * Spy
-            )
-            / te
-            - 2 * x[i, 7] / te
-            - x[i, 6] / te**2,
+            synapse(he * (into_py_in + g3 * Spy), x[i, 7], x[i, 6], te),
             x[i, 4] - x[i, 5],
         ]
         for k in range(9):

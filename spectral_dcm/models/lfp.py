@@ -20,9 +20,20 @@ from collections.abc import Sequence
 
 import sympy as sp
 
-from ..errors import ShapeError
-from ..model.spec import Input, ModelSpec, Output, Parameter, State
-from .cmc import afferent, check_pairs, extrinsic_parameters, population_delays, suffix
+from ..model.spec import ModelSpec, Output, Parameter
+from ._blocks import (
+    KINDS,
+    afferent,
+    connections,
+    extrinsic_parameters,
+    output_weight,
+    per_source,
+    population_delays,
+    source_inputs,
+    source_states,
+    suffix,
+    synapse,
+)
 
 STATE_NAMES = (
     "v_ss", "v_py_exc", "v_py_inh", "i_ss", "i_py_exc", "i_py_inh", "v_in_exc", "i_in_exc", "v_py",
@@ -30,7 +41,6 @@ STATE_NAMES = (
 )  # fmt: skip
 GAIN_NAMES = ("G_ss_from_py", "G_py_from_ss", "G_in_from_py", "G_py_from_in", "G_in_self")
 GAINS = (128.0, 128.0, 64.0, 64.0, 4.0)  # s⁻¹ (SPM's [1 1 1/2 1/2 1/32]·128)
-KINDS = ("fwd", "bwd", "lat")
 EXTRINSIC = (32.0, 16.0, 4.0)
 INPUT_GAIN = 32.0
 T_ADAPT = 0.512  # s
@@ -57,27 +67,12 @@ def build(
     forward, backward, lateral : sequence of (target, source)
         Extrinsic connections (0-based source indices).
     """
-    if n_sources < 1:
-        raise ShapeError("n_sources must be >= 1")
     ns = n_sources
-    conns = {k: check_pairs(c, ns, k) for k, c in zip(KINDS, (forward, backward, lateral), strict=False)}
-    states = [
-        State(f"{name}{suffix(ns, i)}", name, "mV/s" if name.startswith("i_") else "mV")
-        for name in STATE_NAMES
-        for i in range(ns)
-    ]
-    x = sp.Matrix(ns, 13, lambda i, k: states[k * ns + i].symbol)
-    Te = [
-        Parameter(f"T_e{suffix(ns, i)}", 0.004, "s", prior_var=1 / 8, description="excitatory time constant")
-        for i in range(ns)
-    ]
-    Ti = [
-        Parameter(
-            f"T_i{suffix(ns, i)}", 0.016, "s", prior_var=1 / 8, description="inhibitory time constant (minus 4 ms)"
-        )
-        for i in range(ns)
-    ]
-    He = [Parameter(f"H_e{suffix(ns, i)}", 8.0, "mV", description="excitatory receptor density") for i in range(ns)]
+    conns = connections(ns, forward, backward, lateral)
+    states, x = source_states(ns, [(name, name, "mV/s" if name.startswith("i_") else "mV") for name in STATE_NAMES])
+    Te = per_source(ns, "T_e", 0.004, "s", prior_var=1 / 8, description="excitatory time constant")
+    Ti = per_source(ns, "T_i", 0.016, "s", prior_var=1 / 8, description="inhibitory time constant (minus 4 ms)")
+    He = per_source(ns, "H_e", 8.0, "mV", description="excitatory receptor density")
     G = [
         [
             Parameter(f"{n}{suffix(ns, i)}", g, "1/s", description="intrinsic connection")
@@ -99,21 +94,12 @@ def build(
         Parameter("S_threshold", 2.0, "mV", prior_var=1 / 8, description="sigmoid threshold"),
     ]
     J = [
-        Parameter("J_ss", 0.0, "1", transform="linear", prior_var=1 / 32, description="output weight of ss voltage"),
-        Parameter(
-            "J_in", 0.0, "1", transform="linear", prior_var=1 / 32, description="output weight of x7 (interneuron PSP)"
-        ),
-        Parameter(
-            "J_py",
-            1.0,
-            "1",
-            transform="linear",
-            prior_var=0.0,
-            description="output weight of pyramidal voltage (fixed)",
-        ),
+        output_weight("J_ss", 0.0, "ss voltage"),
+        output_weight("J_in", 0.0, "x7 (interneuron PSP)"),
+        output_weight("J_py", 1.0, "pyramidal voltage (fixed)", prior_var=0.0),
     ]
     params = Te + Ti + He + [g for row in G for g in row] + list(ext.values()) + list(D_ex.values()) + [D_in] + S + J
-    inputs = [Input(f"u{suffix(ns, i)}", "endogenous fluctuation onto ss") for i in range(ns)]
+    inputs = source_inputs(ns)
     r, v0 = (q.symbol for q in S)
     sig = lambda v: 1 / (1 + sp.exp(-r * (v - v0))) - 1 / (1 + sp.exp(r * v0))  # noqa: E731
     flow = [sp.S.Zero] * (13 * ns)
@@ -126,62 +112,20 @@ def build(
         Sss, Spy, Sin = sig(x[i, 0] - x[i, 12]), sig(x[i, 8]), sig(x[i, 11])
         u = inputs[i].symbol
         hi = H_INHIBITORY
+        into_ss = afferent(ext, i, ("fwd", "lat"), py_rate)
+        into_py_in = afferent(ext, i, ("bwd", "lat"), py_rate)
         dx = [
             x[i, 3],
             x[i, 4],
             x[i, 5],
-            he
-            * (
-                afferent(
-                    ext,
-                    i,
-                    (
-                        "fwd",
-                        "lat",
-                    ),
-                    py_rate,
-                )
-                + g1 * Spy
-                + INPUT_GAIN * u
-            )
-            / te
-            - 2 * x[i, 3] / te
-            - x[i, 0] / te**2,
-            he
-            * (
-                afferent(
-                    ext,
-                    i,
-                    (
-                        "bwd",
-                        "lat",
-                    ),
-                    py_rate,
-                )
-                + g2 * Sss
-            )
-            / te
-            - 2 * x[i, 4] / te
-            - x[i, 1] / te**2,
-            hi * g4 * Sin / ti - 2 * x[i, 5] / ti - x[i, 2] / ti**2,
+            synapse(he * (into_ss + g1 * Spy + INPUT_GAIN * u), x[i, 3], x[i, 0], te),
+            synapse(he * (into_py_in + g2 * Sss), x[i, 4], x[i, 1], te),
+            synapse(hi * g4 * Sin, x[i, 5], x[i, 2], ti),
             x[i, 7],
-            hi
-            * afferent(
-                ext,
-                i,
-                (
-                    "bwd",
-                    "lat",
-                ),
-                py_rate,
-            )
-            / ti
-            + he * g3 * Spy / te
-            - 2 * x[i, 7] / te
-            - x[i, 6] / te**2,
+            hi * into_py_in / ti + synapse(he * g3 * Spy, x[i, 7], x[i, 6], te),
             x[i, 4] - x[i, 5],
             x[i, 10],
-            hi * g5 * Sin / ti - 2 * x[i, 10] / ti - x[i, 9] / ti**2,
+            synapse(hi * g5 * Sin, x[i, 10], x[i, 9], ti),
             x[i, 7] - x[i, 10],
             (ADAPT_GAIN * Sss - x[i, 12]) / T_ADAPT,
         ]
