@@ -109,7 +109,10 @@ def modal_transfer(A, B, C, freqs) -> tuple[np.ndarray, np.ndarray]:
     Cv = C @ v
     vB = np.linalg.pinv(v) @ B
     res = 1.0 / (2j * np.pi * np.asarray(freqs)[:, None] - s[..., None, :])
-    return (Cv[..., None, :, :] * res[..., :, None, :]) @ vB[..., None, :, :], lam
+    n_out, n_in = Cv.shape[-2], vB.shape[-1]
+    # S[f, o, i] = Σ_k res[f, k] Cv[o, k] vB[k, i]: one matrix product per parameter vector
+    weights = np.einsum("...ok,...ki->...koi", Cv, vB).reshape(*lam.shape, n_out * n_in)
+    return (res @ weights).reshape(*res.shape[:-1], n_out, n_in), lam
 
 
 @dataclass
