@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spectral_dcm.compat.spm.inversion import invert_case
+from spectral_dcm.compat.spm import invert_case
 
 DATA = Path(__file__).parent / "data" / "spm_inversion"
 

@@ -101,13 +101,15 @@ def test_delayed_characteristic_roots_solve_the_characteristic_equation():
         assert abs((s + 50.0) ** 2 - 45.0**2 * np.exp(-2 * s * 0.02)) < 1e-8 * 45.0**2
 
 
-def test_delays_can_destabilise():
-    # without delay the pair is stable (a > k); long delays with k close to a still are, but a
-    # negative-feedback loop (k < 0) with a long delay oscillates: check the root moves right
-    near = sd.linearise(compile_model(delayed_pair(delay=1e-4, gain=-45.0, rate=50.0)))
-    far = sd.linearise(compile_model(delayed_pair(delay=0.05, gain=-45.0, rate=50.0)))
-    assert near.stable
-    assert far.max_real > near.max_real
+def test_delays_move_the_dominant_root_towards_instability():
+    # with a > k the pair is stable for any delay; the dominant root is a - k = -5/s without delay,
+    # and solves s + a = k exp(-s tau) with one: for tau = 50 ms it lies in (-5, 0), closer to zero
+    near = sd.linearise(compile_model(delayed_pair(delay=1e-4, gain=45.0, rate=50.0)))
+    far = sd.linearise(compile_model(delayed_pair(delay=0.05, gain=45.0, rate=50.0)))
+    assert near.stable and far.stable
+    assert abs(near.max_real + 5.0) < 0.1
+    assert -5.0 < far.max_real < 0.0
+    assert abs(far.max_real + 50.0 - 45.0 * np.exp(-far.max_real * 0.05)) < 1e-6
 
 
 def test_predict_batch_matches_predict(jr):

@@ -7,10 +7,11 @@ import time
 
 import numpy as np
 
-from ..errors import DataError, SpectralDCMError
+from ..errors import DataError, SpectralDCMError, UnstableError
+from ..model.fixed_point import batch_integration
 from ..spectra import Spectra
 from ..spectral.csd import SpectralModel
-from .laplace import variational_laplace
+from .laplace import LaplaceResult, PredictBatch, variational_laplace
 from .likelihood import GaussianLikelihood, WhittleLikelihood
 from .mcmc import sample
 from .posterior import FitResult, information_criterion
@@ -18,8 +19,8 @@ from .priors import Prior, centre_amplitudes, prior_from_model
 
 logger = logging.getLogger(__name__)
 
-_LAPLACE_OPTIONS = {"hE", "hC", "centre", "tol"}
-_MCMC_OPTIONS = {"n_walkers", "n_steps", "burn", "thin"}
+_LAPLACE_OPTIONS = {"hE", "hC", "centre", "tol", "restarts"}
+_MCMC_OPTIONS = {"n_walkers", "n_steps", "burn", "thin", "moves", "target_ess", "max_steps"}
 
 
 def make_likelihood(kind: str, data: Spectra, *, hE: float = 8.0, hC: float = 1 / 128):
@@ -31,10 +32,18 @@ def make_likelihood(kind: str, data: Spectra, *, hE: float = 8.0, hC: float = 1 
     raise ValueError(f"likelihood must be 'spm' or 'whittle', not {kind!r}")
 
 
-def _batch_predictor(model: SpectralModel, prior: Prior):
+def _batch_predictor(model: SpectralModel, prior: Prior, *, integrate: bool = True):
+    """``predict(p[K, n_free]) -> (csd, ok)``; failures give NaN rows with ``ok = False``, never an exception.
+
+    With ``integrate=False`` members whose fixed point Newton's method cannot find from
+    the prior's fixed point are failures too, instead of being retried by the slow
+    integrate-to-rest fallback (see :func:`~spectral_dcm.model.fixed_point.batch_integration`).
+    """
+
     def predict(p):
         try:
-            return model.predict_batch(prior.expand(p))
+            with batch_integration(integrate):
+                return model.predict_batch(prior.expand(p))
         except (SpectralDCMError, np.linalg.LinAlgError, FloatingPointError) as err:
             logger.debug("batch prediction failed: %s", err)
             return np.full((len(p), model.freqs.size, model.n_channels, model.n_channels), np.nan), np.zeros(
@@ -42,6 +51,40 @@ def _batch_predictor(model: SpectralModel, prior: Prior):
             )
 
     return predict
+
+
+def _laplace_with_restarts(
+    predict: PredictBatch,
+    prior: Prior,
+    lik: GaussianLikelihood | WhittleLikelihood,
+    restarts: int,
+    seed: int | None,
+    max_iter: int,
+    progress: bool,
+    tol: float,
+) -> LaplaceResult:
+    """Variational Laplace from the prior mean and from ``restarts`` prior draws; the highest F wins.
+
+    Starts whose prediction is unstable are redrawn (at most 10 tries each). The
+    iteration counts and run times of all starts are summed into the returned result.
+    """
+    fits = [variational_laplace(predict, prior.var[prior.free], lik, max_iter=max_iter, progress=progress, tol=tol)]
+    rng = np.random.default_rng(seed)
+    sd = np.sqrt(prior.var[prior.free])
+    for _ in range(restarts):
+        for _try in range(10):
+            try:
+                p0 = sd * rng.standard_normal(sd.size)
+                fits.append(variational_laplace(predict, sd**2, lik, max_iter=max_iter, tol=tol, p0=p0))
+                break
+            except UnstableError:
+                continue
+    best = max(fits, key=lambda r: r.free_energy)
+    if len(fits) > 1:
+        best.iterations = sum(r.iterations for r in fits)
+        best.runtime_s = sum(r.runtime_s for r in fits)
+        best.message += f" (best of {len(fits)} starts, F = {', '.join(f'{r.free_energy:.1f}' for r in fits)})"
+    return best
 
 
 def fit(
@@ -70,7 +113,7 @@ def fit(
         SPM's Gaussian likelihood with a log-precision hyperparameter, or the
         complex-Wishart likelihood with ``data.dof`` degrees of freedom.
     seed : int | None
-        Seed for MCMC.
+        Seed for MCMC and for the starting points of ``restarts``.
     progress : bool
         Show progress bars.
     max_iter : int
@@ -82,8 +125,14 @@ def fit(
         :func:`~spectral_dcm.inference.priors.centre_amplitudes`); ``hE``, ``hC``:
         hyperprior of the log-precision (SPM: 8, 1/128); ``tol``: convergence threshold on
         the predicted increase of F (SPM: 0.1; MCMC default 1e-3 so the walkers start at
-        the mode); MCMC: ``n_walkers``,
-        ``n_steps`` (2000), ``burn`` (n_steps // 4), ``thin`` (1).
+        the mode); ``restarts`` (0): further variational Laplace runs from draws of the
+        prior (seeded by ``seed``), keeping the one with the highest F — guards against
+        local optima when the truth may be far from the prior mean; MCMC: ``n_walkers``,
+        ``n_steps`` (2000), ``burn`` (n_steps // 4), ``thin`` (1), ``moves`` ("de"),
+        ``target_ess`` and ``max_steps`` — see
+        :func:`~spectral_dcm.inference.mcmc.sample`. In the MCMC log-posterior a point whose
+        fixed point Newton's method cannot find is rejected rather than retried by the slow
+        integrate-to-rest fallback (the variational Laplace fit keeps the fallback).
 
     Returns
     -------
@@ -106,7 +155,7 @@ def fit(
     free = prior.free
     predict = _batch_predictor(model, prior)
     tol = options.get("tol", 1e-3 if method == "mcmc" else 0.1)
-    vl = variational_laplace(predict, prior.var[free], lik, max_iter=max_iter, progress=progress, tol=tol)
+    vl = _laplace_with_restarts(predict, prior, lik, options.get("restarts", 0), seed, max_iter, progress, tol)
     mean = prior.expand(vl.p)
     cov = np.zeros((prior.mean.size,) * 2)
     cov[np.ix_(free, free)] = vl.cov
@@ -135,9 +184,10 @@ def fit(
     )
     if method == "mcmc":
         h = vl.h
+        predict_fast = _batch_predictor(model, prior, integrate=False)
 
         def log_prob(p):
-            pred, ok = predict(p)
+            pred, ok = predict_fast(p)
             with np.errstate(all="ignore"):
                 ll = lik.loglik(np.where(ok[:, None, None, None], pred, 1.0), h)
             out = prior.log_density(p) + ll
@@ -162,7 +212,7 @@ def fit(
         pred, ok = model.predict_batch(result.mean)
         if ok[0]:
             result.predicted = pred[0]
-        result.converged = vl.converged and mc.converged
+        result.converged = mc.converged  # the chain diagnostics decide; the Laplace start only initialises it
         result.message = f"{vl.message}; {mc.message}"
         result.diagnostics.update(mc.diagnostics)
         result.ic = information_criterion(result)

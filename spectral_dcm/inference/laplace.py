@@ -115,6 +115,7 @@ def variational_laplace(
     jacobian: Callable | None = None,
     strict_spm: bool = False,
     tol: float = CONVERGENCE_DF,
+    p0: np.ndarray | None = None,
 ) -> LaplaceResult:
     """Maximise the free energy of a Gaussian-prior model by variational Laplace.
 
@@ -138,6 +139,8 @@ def variational_laplace(
     tol : float
         Threshold on the predicted increase of F (SPM: 0.1). Smaller values polish the
         mode further (useful before MCMC or for comparison with exact posteriors).
+    p0 : ndarray | None
+        Starting point (deviation from the prior mean); the prior mean if None.
 
     Returns
     -------
@@ -147,14 +150,14 @@ def variational_laplace(
     Raises
     ------
     UnstableError
-        If the prediction at the prior mean is unstable or non-finite.
+        If the prediction at the starting point is unstable or non-finite.
     """
     start = time.perf_counter()
     n = prior_var.size
     ipc = np.diag(1.0 / prior_var)
     jac_fn = jacobian or (lambda p: finite_difference_jacobian(predict_batch, p))
     hyper = likelihood.n_hyper > 0
-    p, h = np.zeros(n), (likelihood.hE if hyper else None)
+    p, h = (np.zeros(n) if p0 is None else np.array(p0, float)), (likelihood.hE if hyper else None)
     v, best, recent, trace = -4.0, None, [], []
     converged = False
     bar = None
@@ -179,7 +182,8 @@ def variational_laplace(
                 except np.linalg.LinAlgError:
                     F = -np.inf
         if best is None and not np.isfinite(F):
-            raise UnstableError("the prediction at the prior mean is unstable or non-finite; cannot start the fit")
+            where = "prior mean" if p0 is None else "starting point"
+            raise UnstableError(f"the prediction at the {where} is unstable or non-finite; cannot start the fit")
         accepted = bool(np.isfinite(F) and (best is None or F > best["F"] or k < 3))
         if accepted:
             best = {

@@ -199,12 +199,21 @@ class WhittleLikelihood:
         self.n_obs = self.observed.shape[0] * n * n
 
     def pointwise(self, pred: np.ndarray, h=None) -> np.ndarray:
-        """Log-likelihood per frequency ``[..., n_freq]``; −inf where the prediction is not positive definite."""
+        """Log-likelihood per frequency ``[..., n_freq]``; −inf where the prediction is not positive definite.
+
+        Singular, non-finite or indefinite predictions never raise: they are replaced by
+        the identity for the solve and their terms set to −inf.
+        """
+        eye = np.eye(pred.shape[-1])
         with np.errstate(all="ignore"):
-            sign, logdet = np.linalg.slogdet(pred)
-            tr = np.real(np.einsum("...ii->...", np.linalg.solve(pred, np.broadcast_to(self.observed, pred.shape))))
+            finite = np.all(np.isfinite(pred), axis=(-2, -1))
+            evals = np.linalg.eigvalsh(np.where(finite[..., None, None], pred, eye))
+            valid = finite & np.all(evals > 0, axis=-1)
+            safe = np.where(valid[..., None, None], pred, eye)
+            logdet = np.sum(np.log(np.where(valid[..., None], evals, 1.0)), axis=-1)
+            tr = np.real(np.einsum("...ii->...", np.linalg.solve(safe, np.broadcast_to(self.observed, pred.shape))))
         out = self._const - self.k * (logdet + tr)
-        return np.where((np.real(sign) > 0) & np.isfinite(out), out, -np.inf)
+        return np.where(valid & np.isfinite(out), out, -np.inf)
 
     def loglik(self, pred: np.ndarray, h=None) -> np.ndarray:
         """Total log-likelihood."""

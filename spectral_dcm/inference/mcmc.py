@@ -1,22 +1,29 @@
-"""Affine-invariant ensemble MCMC (emcee) started from the variational Laplace posterior.
+"""Ensemble MCMC (emcee) started from the variational Laplace posterior.
 
-The log-posterior is evaluated for all walkers at once (``vectorize=True``) through the
-model's batched prediction; an unstable or non-finite prediction has log-probability
-−inf. For the Gaussian (SPM) likelihood the log-precision ``h`` is held at its Laplace
-posterior mean, so MCMC explores ``p(θ | y, h)``, the same conditional the Laplace
-covariance describes.
+The walkers move in whitened coordinates ``z = L⁻¹(p − μ)`` with ``μ, LLᵀ`` the Laplace
+posterior mean and covariance, so the target is close to isotropic with unit scale, and
+start from a standard-normal ball — a draw from the Laplace posterior. The default moves
+are differential evolution (``DEMove``, 80 %) and its snooker variant
+(``DESnookerMove``, 20 %), which mix much faster than emcee's default stretch move on
+these curved, 10–20-dimensional posteriors (measured on 1-source CMC: about twice the
+bulk ESS per second). The log-posterior is evaluated for a whole half-ensemble at once
+(``vectorize=True``) through the model's batched prediction; an unstable or non-finite
+prediction has log-probability −inf. For the Gaussian (SPM) likelihood the log-precision
+``h`` is held at its Laplace posterior mean, so MCMC explores ``p(θ | y, h)``, the same
+conditional the Laplace covariance describes.
 
-Diagnostics: emcee's integrated autocorrelation time τ (per parameter, over the
-ensemble mean) and ArviZ's bulk ESS / rank-normalised R-hat computed with each walker
-treated as a chain (as ``arviz.from_emcee`` does). Walkers are not independent chains —
-the stretch move couples them — so ESS from this treatment is approximate; the
-emcee-based ``n_kept / τ`` is reported alongside, and the run is flagged as converged
-only if the kept chain is longer than ``MIN_TAU_MULTIPLE`` τ and every R-hat < 1.1.
+Diagnostics: emcee's integrated autocorrelation time τ (per parameter, over the ensemble
+mean) and ArviZ's bulk ESS / rank-normalised R-hat computed with each walker treated as a
+chain (as ``arviz.from_emcee`` does). Walkers are not independent chains — ensemble moves
+couple them — so ESS from this treatment is approximate; the emcee-based ``n_kept / τ`` is
+reported alongside, and the run is flagged as converged only if the kept chain is longer
+than ``MIN_TAU_MULTIPLE`` τ and every R-hat < 1.1.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +37,9 @@ logger = logging.getLogger(__name__)
 
 MIN_TAU_MULTIPLE = 20
 RHAT_MAX = 1.1
+#: default walkers per free parameter (at least ``MIN_WALKERS``)
+WALKERS_PER_PARAM = 8
+MIN_WALKERS = 64
 
 
 @dataclass
@@ -46,6 +56,29 @@ class MCMCResult:
     runtime_s: float
 
 
+def ensemble_moves(kind: str) -> list[tuple[emcee.moves.Move, float]]:
+    """emcee moves by name: ``"de"`` (DE 80 % + DE snooker 20 %) or ``"stretch"`` (emcee's default)."""
+    if kind == "de":
+        return [(emcee.moves.DEMove(), 0.8), (emcee.moves.DESnookerMove(), 0.2)]
+    if kind == "stretch":
+        return [(emcee.moves.StretchMove(), 1.0)]
+    raise ValueError(f"moves must be 'de' or 'stretch', not {kind!r}")
+
+
+def _initial_ball(log_prob_z: Callable, n_walkers: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Standard-normal draws (the Laplace posterior in whitened coordinates) with finite log-probability."""
+    init = np.empty((n_walkers, n))
+    filled = 0
+    for _ in range(100):  # redraw walkers that start at an invalid point
+        cand = rng.standard_normal((n_walkers, n))
+        good = cand[np.isfinite(log_prob_z(cand))][: n_walkers - filled]
+        init[filled : filled + len(good)] = good
+        filled += len(good)
+        if filled == n_walkers:
+            return init
+    raise RuntimeError("could not find valid starting points for the walkers around the Laplace posterior")
+
+
 def sample(
     log_prob: Callable[[np.ndarray], np.ndarray],
     mean: np.ndarray,
@@ -56,27 +89,39 @@ def sample(
     n_steps: int = 2000,
     burn: int | None = None,
     thin: int = 1,
+    moves: str = "de",
+    target_ess: float | None = None,
+    max_steps: int | None = None,
     seed: int | None = None,
     progress: bool = False,
 ) -> MCMCResult:
-    """Run emcee from draws of ``N(mean, cov)``.
+    """Run emcee in Laplace-whitened coordinates, starting from draws of ``N(mean, cov)``.
 
     Parameters
     ----------
     log_prob : callable
         Vectorised log-posterior ``log_prob(p[K, n]) -> [K]`` (−inf where invalid).
     mean, cov : ndarray
-        Laplace posterior of the free parameters (initialisation).
+        Laplace posterior of the free parameters (whitening and initialisation).
     names : list of str
         Free parameter names (for diagnostics).
     n_walkers : int | None
-        Number of walkers (default ``max(32, 2 n + 2)``, made even).
+        Number of walkers (default ``max(64, 8 n)``, made even). Larger ensembles give
+        more ESS per second (batched predictions are cheaper per member; measured on
+        1-source CMC, ArviZ bulk ESS of short runs: 144 walkers ≈ 22, 512 ≈ 34 ESS/s).
     n_steps : int
-        Steps per walker.
+        Steps per walker (the minimum when ``target_ess`` is given).
     burn : int | None
         Steps discarded (default ``n_steps // 4``).
     thin : int
         Keep every ``thin``-th step.
+    moves : {"de", "stretch"}
+        Ensemble moves, see :func:`ensemble_moves`.
+    target_ess : float | None
+        If given, keep extending the run (in chunks sized from the ESS reached so far)
+        until the minimum bulk ESS over the parameters reaches it or ``max_steps`` is hit.
+    max_steps : int | None
+        Upper limit on the steps per walker with ``target_ess`` (default ``20 n_steps``).
     seed : int | None
         Seed of the initial positions and of emcee's random state (reproducible runs).
     progress : bool
@@ -85,41 +130,51 @@ def sample(
     Returns
     -------
     MCMCResult
+        Draws in the original (un-whitened) coordinates and diagnostics.
     """
     start = time.perf_counter()
     n = mean.size
-    n_walkers = n_walkers or max(32, 2 * n + 2)
+    n_walkers = n_walkers or max(MIN_WALKERS, WALKERS_PER_PARAM * n)
     n_walkers += n_walkers % 2
     burn = n_steps // 4 if burn is None else burn
+    max_steps = 20 * n_steps if max_steps is None else max_steps
+    root = np.linalg.cholesky(cov)
+
+    def log_prob_z(z: np.ndarray) -> np.ndarray:
+        return log_prob(mean + z @ root.T)
+
+    def kept_chains() -> np.ndarray:  # [n_walkers, n_kept, n] in the original coordinates
+        return mean + np.swapaxes(sampler.get_chain(discard=burn, thin=thin), 0, 1) @ root.T
+
     rng = np.random.default_rng(seed)
-    evals, evecs = np.linalg.eigh(cov)
-    root = evecs * np.sqrt(np.clip(evals, 0, None))
-    init = np.empty((n_walkers, n))
-    filled = 0
-    for _ in range(100):  # redraw walkers that start at an invalid point
-        cand = mean + rng.standard_normal((n_walkers, n)) @ root.T
-        good = cand[np.isfinite(log_prob(cand))][: n_walkers - filled]
-        init[filled : filled + len(good)] = good
-        filled += len(good)
-        if filled == n_walkers:
-            break
-    else:
-        raise RuntimeError("could not find valid starting points for the walkers around the Laplace posterior")
-    sampler = emcee.EnsembleSampler(n_walkers, n, log_prob, vectorize=True)
+    init = _initial_ball(log_prob_z, n_walkers, n, rng)
+    sampler = emcee.EnsembleSampler(n_walkers, n, log_prob_z, vectorize=True, moves=ensemble_moves(moves))
     sampler.random_state = np.random.RandomState(rng.integers(2**31)).get_state()
-    sampler.run_mcmc(init, n_steps, progress=progress)
-    chains = np.swapaxes(sampler.get_chain(discard=burn, thin=thin), 0, 1)
+    state = sampler.run_mcmc(init, n_steps, progress=progress)
+    steps = n_steps
+    while target_ess is not None and steps < max_steps:
+        ess = min(v["ess_bulk"] for v in ess_rhat(kept_chains(), names).values())
+        if ess >= target_ess:
+            break
+        # ESS grows about linearly with the kept length; aim 10 % over the target
+        extra = math.ceil((steps - burn) * (1.1 * target_ess / max(ess, 1.0) - 1))
+        extra = int(np.clip(extra, n_steps // 4 or 1, max_steps - steps))
+        logger.info("emcee: min bulk ESS %.0f after %d steps; running %d more", ess, steps, extra)
+        state = sampler.run_mcmc(state, extra, progress=progress)
+        steps += extra
+    chains = kept_chains()
     lp = np.swapaxes(sampler.get_log_prob(discard=burn, thin=thin), 0, 1)
     tau = sampler.get_autocorr_time(discard=burn, tol=0)
-    kept_steps = n_steps - burn
+    kept_steps = steps - burn
     diag = {
         "tau": dict(zip(names, map(float, tau), strict=True)),
         "ess_emcee": float(n_walkers * kept_steps / tau.max()),
         "acceptance": float(np.mean(sampler.acceptance_fraction)),
         "n_walkers": n_walkers,
-        "n_steps": n_steps,
+        "n_steps": steps,
         "burn": burn,
         "thin": thin,
+        "moves": moves,
     }
     per_param = ess_rhat(chains, names)
     diag["ess_bulk_min"] = min(v["ess_bulk"] for v in per_param.values())
@@ -127,10 +182,12 @@ def sample(
     diag["per_parameter"] = per_param
     converged = bool(kept_steps > MIN_TAU_MULTIPLE * tau.max() and diag["r_hat_max"] < RHAT_MAX)
     message = (
-        f"emcee: {n_walkers} walkers × {n_steps} steps (burn {burn}), max τ = {tau.max():.1f}, "
+        f"emcee ({moves} moves): {n_walkers} walkers × {steps} steps (burn {burn}), max τ = {tau.max():.1f}, "
         f"min bulk ESS = {diag['ess_bulk_min']:.0f}, max R-hat = {diag['r_hat_max']:.3f}"
         + ("" if converged else f"; NOT converged (need > {MIN_TAU_MULTIPLE} τ kept and R-hat < {RHAT_MAX})")
     )
+    if target_ess is not None and diag["ess_bulk_min"] < target_ess:
+        message += f"; target ESS {target_ess:g} not reached within max_steps = {max_steps}"
     if not converged:
         logger.warning(message)
     return MCMCResult(chains, lp, diag["acceptance"], tau, diag, converged, message, time.perf_counter() - start)

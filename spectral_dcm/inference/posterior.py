@@ -45,7 +45,8 @@ class FitResult:
     free_energy : float
         Variational free energy (for MCMC: of the Laplace fit it started from).
     converged : bool
-        Whether the optimiser (and for MCMC the sampler diagnostics) converged.
+        Whether the optimiser converged (for MCMC: whether the sampler diagnostics say the
+        chains converged; the message also reports the Laplace start).
     iterations : int
         Variational Laplace iterations.
     runtime_s : float

@@ -3,11 +3,21 @@
 Newton's method with the analytic Jacobian and a backtracking line search; if it does
 not converge, the flow is integrated towards rest with a stiff solver and Newton is
 tried again from there. No equilibrium raises :class:`~spectral_dcm.errors.FixedPointError`.
+
+The integrate-to-rest fallback is robust but slow (tens of milliseconds to seconds per
+parameter vector). Code that evaluates many parameter vectors and can afford to lose a
+few — MCMC, where a failed point is simply a rejected proposal — switches it off for
+:func:`find_fixed_points_batch` with ``integrate=False`` or, when the batch is reached
+through other code (e.g. :meth:`~spectral_dcm.SpectralModel.predict_batch`), with the
+:func:`batch_integration` context manager.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +27,28 @@ from ..errors import FixedPointError
 from .compile import CompiledModel
 
 logger = logging.getLogger(__name__)
+
+#: default of ``integrate`` in :func:`find_fixed_points_batch` (set by :func:`batch_integration`)
+_BATCH_INTEGRATE: ContextVar[bool] = ContextVar("batch_integrate", default=True)
+
+
+@contextmanager
+def batch_integration(enabled: bool) -> Iterator[None]:
+    """Within the block, :func:`find_fixed_points_batch` integrates to rest only if ``enabled``.
+
+    Sets the default of its ``integrate`` argument (an explicit argument still wins); the
+    previous default is restored on exit. Context-local, so safe with threads and asyncio.
+
+    Parameters
+    ----------
+    enabled : bool
+        Whether members that Newton's method cannot solve are retried by integrating to rest.
+    """
+    token = _BATCH_INTEGRATE.set(enabled)
+    try:
+        yield
+    finally:
+        _BATCH_INTEGRATE.reset(token)
 
 
 @dataclass
@@ -86,6 +118,7 @@ def find_fixed_point(
     tol: float = 1e-10,
     max_iter: int = 60,
     t_rest: float = 10.0,
+    integrate: bool = True,
 ) -> FixedPoint:
     """Find an equilibrium of ``model`` at parameters ``theta``.
 
@@ -105,6 +138,9 @@ def find_fixed_point(
         Newton iterations per attempt.
     t_rest : float
         Seconds of simulated time for the integrate-to-rest fallback.
+    integrate : bool
+        Fall back to integrating towards rest when Newton's method fails; if False,
+        raise :class:`~spectral_dcm.errors.FixedPointError` instead.
 
     Returns
     -------
@@ -114,7 +150,7 @@ def find_fixed_point(
     Raises
     ------
     FixedPointError
-        If neither Newton nor integration followed by Newton converges.
+        If neither Newton nor (when ``integrate``) integration followed by Newton converges.
     """
     theta = model.check_theta(theta)
     if x0 is None:
@@ -128,6 +164,11 @@ def find_fixed_point(
     x, res, it, ok = _newton(model, x0, theta, u, max_iter, tol)
     if ok and res < 1e-6 * max(1.0, np.max(np.abs(x))):
         return FixedPoint(x, res, it, "newton")
+    if not integrate:
+        raise FixedPointError(
+            f"model {model.spec.name!r}: Newton's method did not converge (residual {res:.3g}) "
+            "and the integrate-to-rest fallback is disabled"
+        )
     logger.debug("Newton did not converge for %r (residual %.3g); integrating to rest", model.spec.name, res)
     bound = 1e6 * max(1.0, float(np.max(np.abs(x0))))
 
@@ -160,13 +201,37 @@ def find_fixed_point(
     )
 
 
-def find_fixed_points_batch(model: CompiledModel, thetas: np.ndarray, x0=None, *, tol: float = 1e-10) -> np.ndarray:
+def find_fixed_points_batch(
+    model: CompiledModel, thetas: np.ndarray, x0=None, *, tol: float = 1e-10, integrate: bool | None = None
+) -> np.ndarray:
     """Fixed points for a stack of parameter vectors ``thetas[K, p]``.
 
     A vectorised Newton iteration is run for all K at once; members that do not converge
-    are retried one by one with :func:`find_fixed_point`. Members with no fixed point get
-    NaN states (the caller decides what that means, e.g. zero likelihood).
+    are retried one by one with :func:`find_fixed_point` (damped Newton, then — if
+    ``integrate`` — integration to rest). Members with no fixed point get NaN states
+    (the caller decides what that means, e.g. zero likelihood).
+
+    Parameters
+    ----------
+    model : CompiledModel
+        The model.
+    thetas : ndarray
+        Parameter vectors ``[K, p]``.
+    x0 : array_like | None
+        Starting state for every member; the spec's ``initial_state`` or zeros if None.
+    tol : float
+        Relative size of the last Newton step at convergence.
+    integrate : bool | None
+        Allow the slow integrate-to-rest fallback for members Newton cannot solve. None
+        takes the default set by :func:`batch_integration` (True outside such a block).
+        With False a member that damped Newton cannot solve from ``x0`` gets NaN.
+
+    Returns
+    -------
+    ndarray
+        Equilibrium states ``[K, n_states]`` (NaN rows where none was found).
     """
+    integrate = _BATCH_INTEGRATE.get() if integrate is None else integrate
     thetas = np.asarray(thetas, dtype=float)
     n_batch = thetas.shape[0]
     if x0 is None:
@@ -190,7 +255,7 @@ def find_fixed_points_batch(model: CompiledModel, thetas: np.ndarray, x0=None, *
             break
     for i in np.flatnonzero(~done | ~np.all(np.isfinite(x), axis=1)):
         try:
-            x[i] = find_fixed_point(model, thetas[i], x0=x0, tol=tol).x
+            x[i] = find_fixed_point(model, thetas[i], x0=x0, tol=tol, integrate=integrate).x
         except FixedPointError:
             x[i] = np.nan
     return x

@@ -6,5 +6,6 @@ its noise spectra and P.f filter) are switches used for parity; the exact forms 
 """
 
 from .forward import csd_from_spm_case
+from .inversion import invert_case
 
-__all__ = ["csd_from_spm_case"]
+__all__ = ["csd_from_spm_case", "invert_case"]

@@ -1,0 +1,116 @@
+"""Robustness of the inference path: failed fixed points, unstable or singular predictions, non-convergence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import spectral_dcm.model.fixed_point as fixed_point
+from spectral_dcm import Input, ModelSpec, Output, Parameter, SpectralModel, State, compile_model
+from spectral_dcm.compat import spm
+from spectral_dcm.compat.spm import inversion
+from spectral_dcm.inference import fit
+from spectral_dcm.inference.fitting import _batch_predictor
+from spectral_dcm.inference.likelihood import WhittleLikelihood
+from spectral_dcm.inference.priors import prior_from_model
+
+from .test_inference_fit import FIXED, FREQS, oscillator, simulated
+
+
+def fold() -> ModelSpec:
+    """``x' = −x² − c + u``: a stable equilibrium ``x = √−c`` for ``c < 0``, none for ``c > 0``."""
+    x = State("x")
+    c = Parameter("c", -1.0, "1", transform="linear", prior_var=1.0)
+    u = Input("u")
+    return ModelSpec(
+        "fold",
+        [x],
+        [c],
+        [u],
+        [Output("y")],
+        flow=[-(x.symbol**2) - c.symbol + u.symbol],
+        output=[x.symbol],
+        initial_state=[1.0],
+    )
+
+
+@pytest.fixture
+def no_integration(monkeypatch):
+    """Record (and fail) every integrate-to-rest attempt; returns the list of attempts."""
+    calls = []
+
+    def forbidden(*args, **kwargs):
+        calls.append(args)
+        raise RuntimeError("integrate-to-rest fallback called")
+
+    monkeypatch.setattr(fixed_point, "solve_ivp", forbidden)
+    return calls
+
+
+def test_invert_case_is_exported_from_compat_spm():
+    assert spm.invert_case is inversion.invert_case
+    assert "invert_case" in spm.__all__
+
+
+def test_batch_without_integration_marks_failures_nan(no_integration):
+    model = compile_model(fold())
+    thetas = np.array([[-1.0], [0.5], [-4.0], [2.0]])  # c > 0: no fixed point at all
+    x = fixed_point.find_fixed_points_batch(model, thetas, x0=np.array([1.0]), integrate=False)
+    np.testing.assert_allclose(x[[0, 2], 0], [1.0, 2.0], rtol=1e-10)
+    assert np.all(np.isnan(x[[1, 3]])) and not no_integration
+    x0 = np.array([1.0])
+    with fixed_point.batch_integration(False):  # the context sets the default ...
+        assert np.all(np.isnan(fixed_point.find_fixed_points_batch(model, thetas[1:2], x0=x0)))
+        assert not no_integration
+        # ... an explicit argument still wins
+        assert np.all(np.isnan(fixed_point.find_fixed_points_batch(model, thetas[1:2], x0=x0, integrate=True)))
+        assert len(no_integration) == 1
+    fixed_point.find_fixed_points_batch(model, thetas[1:2], x0=x0)  # and the default is restored on exit
+    assert len(no_integration) == 2
+
+
+def test_mcmc_predictor_skips_integration(no_integration):
+    model = SpectralModel(fold(), FREQS, priors={"gain_y": (0.0, 0.0), "noise_common_amp": (0.0, 0.0)})
+    prior = prior_from_model(model)
+    p = np.zeros((3, prior.free.sum()))
+    p[1, prior.free_names.index("c")] = 2.0  # c = 1: no equilibrium
+    pred, ok = _batch_predictor(model, prior, integrate=False)(p)
+    assert ok.tolist() == [True, False, True] and not no_integration
+    assert np.all(np.isnan(pred[1])) and np.all(np.isfinite(pred[[0, 2]]))
+
+
+def test_whittle_never_raises_on_bad_predictions():
+    obs = np.tile(np.eye(2), (3, 1, 1)).astype(complex)
+    lik = WhittleLikelihood(obs, 10)
+    bad = np.stack([obs, 0 * obs, np.full_like(obs, np.nan), -obs, np.diag([1.0, -1.0]) * np.ones((3, 1, 1))])
+    ll = lik.loglik(bad)
+    # singular, non-finite and indefinite (−I has a positive determinant!) predictions are impossible
+    assert np.isfinite(ll[0]) and np.all(ll[1:] == -np.inf)
+
+
+def test_mcmc_in_unstable_region_rejects_instead_of_crashing():
+    # a prior centred on a barely stable damping with a huge variance: proposals at g < 0 are unstable
+    model = SpectralModel(oscillator(), FREQS, priors={**FIXED, "g": (2.0, 400.0)})
+    data = simulated(SpectralModel(oscillator(), FREQS, priors=FIXED), truth={"g": 1.0, "f0": 0.0})
+    res = fit(model, data, method="mcmc", likelihood="whittle", seed=0, n_steps=60, n_walkers=16)
+    g = res.samples[:, res.param_names.index("g")]
+    assert np.all(np.isfinite(res.samples)) and np.all(g > 0)
+
+
+def test_short_mcmc_reports_non_convergence(caplog):
+    model = SpectralModel(oscillator(), FREQS, priors=FIXED)
+    res = fit(model, simulated(model), method="mcmc", likelihood="whittle", seed=0, n_steps=30, n_walkers=16)
+    assert not res.converged and "NOT converged" in res.message
+    assert not res.summary()["converged"]
+    assert "NOT converged" in caplog.text
+
+
+def test_mcmc_extends_run_until_target_ess():
+    model = SpectralModel(oscillator(), FREQS, priors=FIXED)
+    res = fit(
+        model, simulated(model), method="mcmc", likelihood="whittle", seed=0, n_steps=100, burn=50, n_walkers=32,
+        target_ess=400, max_steps=2000,
+    )  # fmt: skip
+    d = res.diagnostics
+    assert d["ess_bulk_min"] >= 400 and 100 < d["n_steps"] <= 2000 and d["moves"] == "de"
+    assert res.chains.shape == (32, d["n_steps"] - 50, len(res.param_names))
