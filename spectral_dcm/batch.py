@@ -33,7 +33,7 @@ DEFAULTS = {
     "seglen": 2.0,
     "n_modes": 1,
     "method": "laplace",
-    "likelihood": "spm",
+    "likelihood": "whittle",
     "seed": 0,
     "priors": {},
 }

@@ -183,6 +183,7 @@ def _settings(args) -> dict:
         "seglen": args.seglen,
         "n_modes": args.modes if args.modes > 0 else None,
         "method": args.method,
+        "likelihood": args.likelihood,
         "seed": args.seed,
         "priors": read_priors(args.priors),
     }
@@ -266,7 +267,19 @@ def _fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fmax", type=float, default=45.0, help="highest frequency (Hz)")
     p.add_argument("--seglen", type=float, default=2.0, help="segment length (s); resolution 1/seglen Hz")
     p.add_argument("--modes", type=int, default=1, help="reduce channels to N spatial modes (0: keep channels)")
-    p.add_argument("--method", choices=["laplace", "mcmc"], default="laplace")
+    p.add_argument(
+        "--method",
+        choices=["laplace", "mcmc"],
+        default="laplace",
+        help="variational Laplace (seconds) or emcee sampling started from it (minutes)",
+    )
+    p.add_argument(
+        "--likelihood",
+        choices=["whittle", "spm"],
+        default="whittle",
+        help="complex-Wishart (Whittle) likelihood of the CSD estimate with its degrees of freedom, "
+        "which weighs relative errors as log-power does, or SPM's Gaussian on the CSD (parity)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--priors", help="JSON prior file {name: [mean, var]}")
     p.add_argument("--out", required=True, help="output directory")

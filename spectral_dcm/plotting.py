@@ -14,6 +14,7 @@ def plot_fit(result: FitResult, *, n_draws: int = 200, seed: int | None = 0, lev
 
     The band is the central ``level`` interval of the predicted CSD over posterior draws
     (only for a result with a model attached; a loaded result shows the prediction at the mean).
+    The draws are those of :meth:`FitResult.posterior_predictive`, shared with :meth:`FitResult.to_arviz`.
 
     Returns
     -------
@@ -23,8 +24,7 @@ def plot_fit(result: FitResult, *, n_draws: int = 200, seed: int | None = 0, lev
     fig, axes = plt.subplots(n, n, figsize=(3.2 * n + 1, 2.6 * n + 0.6), squeeze=False, sharex=True)
     band = None
     if result.model is not None:
-        draws = result.posterior_draws(n_draws, seed).reshape(-1, result.mean.size)
-        pred, ok = result.model.predict_batch(draws)
+        _, pred, ok = result.posterior_predictive(n_draws, seed)
         if ok.any():
             band = np.quantile(np.abs(pred[ok]), [(1 - level) / 2, (1 + level) / 2], axis=0)
     f, names = result.freqs, result.observed.channel_names

@@ -180,6 +180,22 @@ def test_unstable_region_rejects_steps_without_crashing():
     assert np.isfinite(res.free_energy)
     assert res.p[0] <= 0.3
     assert any(not t["accepted"] for t in res.trace)
+    # the constrained optimum sits on the edge: reached well before max_iter and reported as such
+    assert res.converged and "edge of the stable region" in res.message and res.iterations < 64
+    assert res.p[0] > 0.29
+
+
+def test_stalled_fit_stops_and_says_so():
+    _X, y, pv, sigma, predict = _linear_problem()
+    calls = []
+
+    def noisy(P):  # F jitters by more than any small step can gain: nothing is ever accepted after the start
+        calls.append(1)
+        pred, ok = predict(P)
+        return pred + (0.05 * len(calls)) * (len(calls) > 2), ok
+
+    res = variational_laplace(noisy, pv, _gaussian(y, sigma), max_iter=200)
+    assert not res.converged and "stalled" in res.message and res.iterations < 200
 
 
 def test_unstable_start_raises():

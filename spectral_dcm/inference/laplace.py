@@ -18,7 +18,12 @@ iteration:
    iterations (SPM's rule; the threshold is ``tol``) and — unless ``strict_spm`` — the
    increase predicted for a full Gauss–Newton step, ``½ gᵀ(−J)⁻¹g``, is below ``10 tol``. The extra test stops
    SPM's rule from declaring convergence while ``v`` is still small and the steps tiny
-   (seen with the flatter Whittle likelihood).
+   (seen with the flatter Whittle likelihood). If that full step keeps being rejected
+   because it crosses into unstable parameters (a non-finite F among the last
+   ``2 × 4`` iterations), the mode lies on the edge of the stable region, where the
+   spectrum exists: the fit is converged there and its message says so. If steps are
+   rejected for other reasons until ``v`` falls below ``STALL_V``, the fit stops as not
+   converged ("stalled").
 
 A non-finite or unstable prediction (or Jacobian) counts as a rejected step.
 """
@@ -40,6 +45,7 @@ FD_STEP = np.exp(-8.0)
 CONVERGENCE_DF = 0.1
 CONVERGENCE_RUN = 4
 NEWTON_GAIN_FACTOR = 10.0
+STALL_V = -24.0
 
 PredictBatch = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
@@ -226,16 +232,25 @@ def variational_laplace(
         newton_gain = float(-0.5 * best["grad"] @ np.linalg.solve(best["hess"], best["grad"]))
         trace[-1]["dF_newton"] = newton_gain
         recent = ([*recent, df < tol])[-CONVERGENCE_RUN:]
-        if len(recent) == CONVERGENCE_RUN and all(recent) and (strict_spm or newton_gain < NEWTON_GAIN_FACTOR * tol):
+        small_steps = len(recent) == CONVERGENCE_RUN and all(recent)
+        message = f"converged after {k} iterations (predicted dF < {tol:g} on {CONVERGENCE_RUN} consecutive iterations)"
+        if small_steps and (strict_spm or newton_gain < NEWTON_GAIN_FACTOR * tol):
             converged = True
+            break
+        if small_steps and not all(np.isfinite(t["F"]) for t in trace[-2 * CONVERGENCE_RUN :]):
+            converged = True
+            message += (
+                f" at the edge of the stable region: the full Gauss-Newton step (predicted gain {newton_gain:.3g}) "
+                "leads to unstable parameters"
+            )
+            break
+        if v < STALL_V:
+            message = f"not converged: stalled after {k} iterations (no step increases F; v = {v:g})"
             break
     if bar is not None:
         bar.close()
-    message = (
-        f"converged after {k} iterations (predicted dF < {tol:g} on {CONVERGENCE_RUN} consecutive iterations)"
-        if converged
-        else f"not converged: reached max_iter = {max_iter} (last predicted dF = {trace[-1]['dF_predicted']:.3g})"
-    )
+    if not converged and k == max_iter:
+        message = f"not converged: reached max_iter = {max_iter} (last predicted dF = {trace[-1]['dF_predicted']:.3g})"
     if not converged:
         logger.warning("variational Laplace %s", message)
     return LaplaceResult(

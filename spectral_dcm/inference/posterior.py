@@ -91,6 +91,7 @@ class FitResult:
     model: object | None = field(default=None, repr=False)
     likelihood: object | None = field(default=None, repr=False)
     _idata: object | None = field(default=None, repr=False)
+    _predictive: dict = field(default_factory=dict, repr=False)
 
     @property
     def sd(self) -> np.ndarray:
@@ -147,7 +148,29 @@ class FitResult:
         rng = np.random.default_rng(seed)
         return _gaussian_draws(rng, self.mean, self.cov, n_draws)[None]
 
-    def to_arviz(self, n_draws: int = 400, seed: int | None = 0):
+    def posterior_predictive(
+        self, n_draws: int = 200, seed: int | None = 0
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Posterior draws and the CSDs predicted at them (computed once per ``(n_draws, seed)``).
+
+        Returns
+        -------
+        draws : ndarray
+            ``[n_chains, n_draws, n_params]`` (see :meth:`posterior_draws`).
+        csd : ndarray
+            ``[n_chains * n_draws, n_freq, n_channels, n_channels]``; NaN where ``ok`` is False.
+        ok : ndarray
+            Whether each draw has a stable fixed point.
+        """
+        if self.model is None:
+            raise DataError("this result has no model attached; it cannot predict again")
+        key = (n_draws, seed)
+        if key not in self._predictive:
+            draws = self.posterior_draws(n_draws, seed)
+            self._predictive[key] = (draws, *self.model.predict_batch(draws.reshape(-1, draws.shape[-1])))
+        return self._predictive[key]
+
+    def to_arviz(self, n_draws: int = 200, seed: int | None = 0):
         """Posterior, prior, pointwise log-likelihood (per frequency), posterior predictive power.
 
         The posterior predictive is the predicted auto-spectrum (power) at each posterior
@@ -157,10 +180,9 @@ class FitResult:
             return self._idata
         if self.model is None:
             raise DataError("this result has no model attached; it cannot be converted again")
-        draws = self.posterior_draws(n_draws, seed)
+        draws, pred, ok = self.posterior_predictive(n_draws, seed)
         n_chain, n_draw = draws.shape[:2]
         flat = draws.reshape(-1, draws.shape[-1])
-        pred, ok = self.model.predict_batch(flat)
         h = self.hyper[0] if self.hyper.size else None
         with np.errstate(all="ignore"):
             pointwise = np.where(

@@ -12,6 +12,8 @@ import numpy as np
 
 #: above this condition number of the eigenvector matrix the modal form is not trusted
 MODAL_CONDITION_LIMIT = 1e8
+#: largest stack of complex system matrices a batched solve allocates at once
+SOLVE_CHUNK_BYTES = 32 * 2**20
 
 
 def _as_omega(freqs) -> np.ndarray:
@@ -40,10 +42,34 @@ def transfer_modal(A, B, C, freqs) -> np.ndarray | None:
     return (CV[..., None, :, :] * resolvent[..., :, None, :]) @ VB[..., None, :, :]
 
 
+def _batch_slice(x, i: int, j: int):
+    return x[i:j] if x is not None and x.ndim == 3 else x
+
+
 def transfer_solve(A, B, C, freqs, D=None) -> np.ndarray:
-    """Transfer function by one linear solve per frequency (exact element-wise delays if ``D``)."""
+    """Transfer function by one linear solve per frequency (exact element-wise delays if ``D``).
+
+    A stack ``A[K, n, n]`` is processed in chunks of at most ``SOLVE_CHUNK_BYTES`` of
+    complex system matrices, so large batches (posterior predictive draws of a 56-state
+    model) do not allocate gigabytes at once.
+    """
     s = _as_omega(freqs)
     n = A.shape[-1]
+    per_member = s.size * n * n * 16
+    if A.ndim == 3 and A.shape[0] * per_member > SOLVE_CHUNK_BYTES:
+        step = max(1, SOLVE_CHUNK_BYTES // per_member)
+        return np.concatenate(
+            [
+                transfer_solve(
+                    A[i : i + step],
+                    _batch_slice(B, i, i + step),
+                    _batch_slice(C, i, i + step),
+                    freqs,
+                    _batch_slice(D, i, i + step),
+                )
+                for i in range(0, A.shape[0], step)
+            ]
+        )
     eye = np.eye(n)
     if D is None:
         M = s[:, None, None] * eye - A[..., None, :, :]
