@@ -28,4 +28,5 @@ ax.axhline(0, color="k", lw=0.8)
 ax.set(xlabel="σ = G μ_k", ylabel="max Re λ (1/s)", title="Master stability function, ng_ei on 40 nodes")
 ax.legend()
 out = Path(__file__).parent / "figures" / "network_msf.png"
+out.parent.mkdir(exist_ok=True)
 fig.savefig(out, dpi=120, bbox_inches="tight")

@@ -8,9 +8,10 @@ import pytest
 import spectral_dcm as sd
 from spectral_dcm.errors import FixedPointError, UnstableError
 from spectral_dcm.model.compile import compile_model
+from spectral_dcm.model.linearise import characteristic_roots, delayed_roots
 from spectral_dcm.spectral.transfer import transfer_modal, transfer_solve
 
-from .toy_models import delayed_pair, no_equilibrium, unstable_focus
+from .toy_models import delayed_inhibition, delayed_leak, delayed_pair, no_equilibrium, unstable_focus
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +111,68 @@ def test_delays_move_the_dominant_root_towards_instability():
     assert abs(near.max_real + 5.0) < 0.1
     assert -5.0 < far.max_real < 0.0
     assert abs(far.max_real + 50.0 - 45.0 * np.exp(-far.max_real * 0.05)) < 1e-6
+
+
+def test_a_diagonal_delay_delays_the_whole_entry():
+    # delays[0, 0] = τ makes dx/dt = -c x(t - τ) (leak included), which loses stability at cτ = π/2
+    c = 50.0
+    tau_c = np.pi / (2 * c)
+    for factor, stable in ((0.9, True), (1.1, False)):
+        lin = sd.linearise(compile_model(delayed_leak(delay=factor * tau_c, rate=c)))
+        s = lin.eigenvalues[0]
+        assert abs(s + c * np.exp(-s * factor * tau_c)) < 1e-9 * c
+        assert abs(s.imag) > 0.8 * c  # the real start -c became a complex pair near ±ic
+        assert lin.stable is stable
+
+
+def test_predict_batch_flags_members_destabilised_by_delays():
+    # the mean of the three units inhibits itself: dm/dt = -a m - k m(t - τ); its undelayed root -(a + k)
+    # is stable, and delays beyond τ_c = arccos(-a/k) / sqrt(k² - a²) make it unstable
+    a, k = 30.0, 45.0
+    tau_c = np.arccos(-a / k) / np.sqrt(k**2 - a**2)
+    model = sd.SpectralModel(compile_model(delayed_inhibition(delay=tau_c, rate=a, gain=k)), np.arange(1, 50.0))
+    factors = np.array([0.5, 0.95, 1.05, 2.0])
+    thetas = np.tile(model.prior_mean(), (factors.size, 1))
+    thetas[:, model.index("tau")] = np.log(factors)  # τ = τ_c · factor
+    G, ok = model.predict_batch(thetas)
+    assert ok.tolist() == [True, True, False, False]
+    assert np.all(np.isfinite(G[ok])) and np.all(np.isnan(G[~ok]))
+    for factor, theta, g, stable in zip(factors, thetas, G, ok, strict=True):
+        lin = model.linearise(theta)
+        assert np.all(np.linalg.eigvals(lin.A).real < 0)  # stable without the delays
+        assert lin.stable is bool(stable)
+        # every root solves the characteristic equation of the mean or of a difference of two units
+        tau = factor * tau_c
+        for s in lin.eigenvalues:
+            mean, diff = s + a + k * np.exp(-s * tau), s + a - k / 2 * np.exp(-s * tau)
+            assert min(abs(mean), abs(diff)) < 1e-9 * k
+        if stable:
+            assert np.max(np.abs(model.predict(theta) - g)) / np.max(np.abs(g)) < 1e-10
+        else:
+            with pytest.raises(UnstableError, match="unstable expansion point"):
+                model.predict(theta)
+            s = lin.eigenvalues[0]
+            assert abs(s + a + k * np.exp(-s * tau)) < 1e-9 * k  # the mean's root is the unstable one
+    # just above τ_c the crossing pair sits near ±i sqrt(k² - a²)
+    s = model.linearise(thetas[2]).eigenvalues[0]
+    assert 0 < s.real < 1.0 and abs(abs(s.imag) - np.sqrt(k**2 - a**2)) < 0.05 * np.sqrt(k**2 - a**2)
+
+
+def test_batched_delayed_roots_match_single_ones():
+    rng = np.random.default_rng(5)
+    A = rng.standard_normal((4, 6, 6)) * 20 - 40 * np.eye(6)
+    D = np.abs(rng.standard_normal((4, 6, 6))) * 0.01 * (rng.random((4, 6, 6)) < 0.5)
+    batch = characteristic_roots(A, D)
+    single = np.array([characteristic_roots(a, d) for a, d in zip(A, D, strict=True)])
+    assert np.allclose(batch, single, rtol=1e-10)
+    starts = np.linalg.eigvals(A)
+    roots, converged = delayed_roots(A, D, starts)
+    assert converged.all()
+    n = A.shape[-1]
+    for a, d, member in zip(A, D, roots, strict=True):
+        for s in member:  # roots of det(sI - A∘exp(-sD)); a conjugate start gives the conjugate root
+            assert np.linalg.svd(s * np.eye(n) - a * np.exp(-s * d), compute_uv=False)[-1] < 1e-9 * np.abs(a).max()
+            assert np.min(np.abs(member - np.conj(s))) < 1e-9 * abs(s)
 
 
 def test_predict_batch_matches_predict(jr):

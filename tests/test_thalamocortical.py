@@ -15,6 +15,7 @@ from spectral_dcm.model.fixed_point import find_fixed_point
 from spectral_dcm.model.linearise import linearise
 from spectral_dcm.models import get_model
 from spectral_dcm.models import thalamocortical as tc
+from spectral_dcm.spectral import transfer
 from spectral_dcm.spectral.transfer import transfer_function
 
 DATA = Path(__file__).parent / "data" / "atcm"
@@ -124,6 +125,21 @@ def test_delay_structure(smooth):
     assert D[i, j] == pytest.approx(physical["TC"] + physical["ID_RL"], rel=1e-15)
     i, j = names.index("gN_SP"), names.index("V_SP")  # within cortex: ID only
     assert D[i, j] == pytest.approx(physical["ID_SP"], rel=1e-15)
+
+
+def test_schur_transfer_matches_full_solve(smooth):
+    # the core uses the Schur complement onto the 8 delayed voltage columns; a full 56×56 solve per frequency
+    # is the reference (both exact; they differ by round-off only)
+    rng = np.random.default_rng(4)
+    thetas = smooth.spec.prior_mean() + 0.03 * rng.standard_normal((3, smooth.n_params))
+    lins = [linearise(smooth, th, x=find_fixed_point(smooth, th).x) for th in thetas]
+    A, B, C, D = (np.stack([getattr(lin, k) for lin in lins]) for k in "ABCD")
+    assert transfer.delayed_columns(D).size == 8
+    reference = transfer.transfer_solve(A, B, C, FREQS, D)
+    fast = transfer_function(A, B, C, FREQS, D)
+    assert np.max(np.abs(fast - reference)) / np.max(np.abs(reference)) < 1e-12
+    single = transfer.transfer_schur(A[1], B[1], C[1], FREQS, D[1])
+    assert np.max(np.abs(single - reference[1])) / np.max(np.abs(reference[1])) < 1e-12
 
 
 def test_serotonin_reduces_to_base_at_zero_c(smooth, sero):

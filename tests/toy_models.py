@@ -34,6 +34,61 @@ def delayed_pair(delay: float = 0.01, gain: float = 30.0, rate: float = 50.0) ->
     )
 
 
+def delayed_leak(delay: float = 0.01, rate: float = 50.0) -> ModelSpec:
+    """One unit whose only term carries a delay: ``delays[0, 0] = τ`` delays the whole entry ``A[0, 0]``.
+
+    dx/dt = -c x(t - τ) + u, not -c x(t) + (delayed part): an element-wise delay on the
+    diagonal delays the leak too. Stable iff ``cτ < π/2``.
+    """
+    x = State("x", "unit", "1")
+    c, tau = Parameter("c", rate, "1/s", description="leak rate"), Parameter("tau", delay, "s", description="delay")
+    u = Input("u")
+    return ModelSpec(
+        "delayed_leak",
+        [x],
+        [c, tau],
+        [u],
+        [Output("y")],
+        flow=[-c.symbol * x.symbol + u.symbol],
+        output=[x.symbol],
+        delays=sp.Matrix([[tau.symbol]]),
+    )
+
+
+def delayed_inhibition(delay: float = 0.05, rate: float = 30.0, gain: float = 45.0) -> ModelSpec:
+    """Three leaky units inhibiting each other with a conduction delay, so their mean inhibits itself.
+
+    dx_i/dt = -a x_i - (k/2) Σ_{j≠i} x_j(t - τ) + u. The mean m = (x1 + x2 + x3)/3 obeys
+    the delayed self-inhibition dm/dt = -a m - k m(t - τ) + u (characteristic equation
+    s + a + k exp(-sτ) = 0): with k > a its undelayed root -(a + k) is stable, and it is
+    unstable once τ exceeds τ_c = arccos(-a/k) / sqrt(k² - a²), where a pair of roots
+    crosses the imaginary axis at ±i sqrt(k² - a²). The differences x_i - x_j obey
+    s + a - (k/2) exp(-sτ) = 0, stable for every τ when a > k/2. One unit cannot be
+    this model: an element-wise delay on the diagonal delays the leak too (see
+    :func:`delayed_leak`).
+    """
+    states = [State(f"x{i}", f"unit {i}", "1") for i in (1, 2, 3)]
+    params = [
+        Parameter("a", rate, "1/s", description="leak rate"),
+        Parameter("k", gain, "1/s", description="total inhibition onto each unit"),
+        Parameter("tau", delay, "s", description="conduction delay"),
+    ]
+    a, k, tau = (p.symbol for p in params)
+    x = [s.symbol for s in states]
+    u = Input("u")
+    flow = [-a * x[i] - k / 2 * sum(x[j] for j in range(3) if j != i) + u.symbol for i in range(3)]
+    return ModelSpec(
+        name="delayed_inhibition",
+        states=states,
+        parameters=params,
+        inputs=[u],
+        outputs=[Output("y")],
+        flow=flow,
+        output=[x[0]],
+        delays=sp.Matrix(3, 3, lambda i, j: 0 if i == j else tau),
+    )
+
+
 def no_equilibrium() -> ModelSpec:
     """dx/dt = c + x², which has no real fixed point for c > 0."""
     x = State("x")

@@ -23,12 +23,23 @@ _LAPLACE_OPTIONS = {"hE", "hC", "centre", "tol", "restarts"}
 _MCMC_OPTIONS = {"n_walkers", "n_steps", "burn", "thin", "moves", "target_ess", "max_steps"}
 
 
+def independent_fraction(data: Spectra) -> float:
+    """Grid spacing over the estimator's full bandwidth, ``min(1, Δf/W)``: the weight of each bin.
+
+    1 when the spectra carry no bandwidth (e.g. simulated independent Wishart draws).
+    """
+    bandwidth = data.info.get("bandwidth") if data.info else None
+    if not bandwidth or data.freqs.size < 2:
+        return 1.0
+    return float(min(1.0, np.min(np.diff(data.freqs)) / bandwidth))
+
+
 def make_likelihood(kind: str, data: Spectra, *, hE: float = 8.0, hC: float = 1 / 128):
     """The likelihood object for ``kind`` in ``{"spm", "whittle"}``."""
     if kind == "spm":
         return GaussianLikelihood(data.csd, hE=hE, hC=hC)
     if kind == "whittle":
-        return WhittleLikelihood(data.csd, data.dof)
+        return WhittleLikelihood(data.csd, data.dof, weight=independent_fraction(data))
     raise ValueError(f"likelihood must be 'spm' or 'whittle', not {kind!r}")
 
 

@@ -178,11 +178,21 @@ class WhittleLikelihood:
         Observed CSD ``[n_freq, n, n]``.
     dof : float
         Degrees of freedom of the estimate (``Spectra.dof``), at least ``2 n``.
+    weight : float
+        Power ``w ≤ 1`` of the likelihood of each frequency. A multitaper estimate with full
+        bandwidth ``W`` on a grid of spacing ``Δf`` has about ``W/Δf`` neighbouring bins that
+        share the same information; treating them as independent makes posteriors too narrow
+        (a simulate → fit round trip gave 90 % intervals holding the truth 50–77 % of the time,
+        and scaled errors with RMS ≈ 2). ``w = Δf/W`` counts each bandwidth once, like keeping
+        every ``W/Δf``-th bin (see :func:`~spectral_dcm.inference.fitting.independent_fraction`).
     """
 
     n_hyper = 0
 
-    def __init__(self, observed: np.ndarray, dof: float | None):
+    def __init__(self, observed: np.ndarray, dof: float | None, weight: float = 1.0):
+        if not 0 < weight <= 1:
+            raise ValueError(f"weight must be in (0, 1], not {weight}")
+        self.weight = float(weight)
         self.observed = np.asarray(observed, complex)
         n = self.observed.shape[-1]
         if dof is None:
@@ -199,7 +209,7 @@ class WhittleLikelihood:
         self.n_obs = self.observed.shape[0] * n * n
 
     def pointwise(self, pred: np.ndarray, h=None) -> np.ndarray:
-        """Log-likelihood per frequency ``[..., n_freq]``; −inf where the prediction is not positive definite.
+        """Weighted log-likelihood per frequency ``[..., n_freq]``; −inf where the prediction is not positive definite.
 
         Singular, non-finite or indefinite predictions never raise: they are replaced by
         the identity for the solve and their terms set to −inf.
@@ -212,7 +222,7 @@ class WhittleLikelihood:
             safe = np.where(valid[..., None, None], pred, eye)
             logdet = np.sum(np.log(np.where(valid[..., None], evals, 1.0)), axis=-1)
             tr = np.real(np.einsum("...ii->...", np.linalg.solve(safe, np.broadcast_to(self.observed, pred.shape))))
-        out = self._const - self.k * (logdet + tr)
+        out = self.weight * (self._const - self.k * (logdet + tr))
         return np.where(valid & np.isfinite(out), out, -np.inf)
 
     def loglik(self, pred: np.ndarray, h=None) -> np.ndarray:
@@ -227,11 +237,11 @@ class WhittleLikelihood:
         """
         ginv = np.linalg.inv(pred)
         resid = ginv @ self.observed @ ginv - ginv
-        grad = self.k * np.real(np.einsum("fij,fjip->p", resid, jac))
+        grad = self.weight * self.k * np.real(np.einsum("fij,fjip->p", resid, jac))
         # whiten: G^{-1/2} dG G^{-1/2} gives I_ab = K Σ Re tr(M_a M_b)
         evals, evecs = np.linalg.eigh(pred)
         half = evecs @ (evecs.conj().swapaxes(-1, -2) / np.sqrt(evals)[..., :, None])
         m = np.einsum("fij,fjkp,fkl->filp", half, jac, half)
         mm = m.reshape(-1, m.shape[-1])
-        fisher = self.k * np.real(mm.conj().T @ mm)
+        fisher = self.weight * self.k * np.real(mm.conj().T @ mm)
         return Terms(float(self.loglik(pred)), grad, fisher)

@@ -31,7 +31,8 @@ class Linearisation:
     eigenvalues : ndarray
         Characteristic roots (1/s), sorted by decreasing real part. With delays these
         are the roots of ``det(sI - A∘exp(-sD)) = 0`` refined from the eigenvalues of A
-        (the rightmost few) and the remaining eigenvalues of A.
+        (the rightmost few; NaN, last, where the refinement did not converge) and the
+        remaining eigenvalues of A (see :func:`characteristic_roots`).
     fixed_point : FixedPoint | None
         How the expansion point was found.
     """
@@ -47,20 +48,20 @@ class Linearisation:
 
     @property
     def max_real(self) -> float:
-        """Largest real part of the characteristic roots (1/s)."""
+        """Largest real part of the characteristic roots (1/s); NaN if a root is unknown."""
         return float(np.max(self.eigenvalues.real))
 
     @property
     def stable(self) -> bool:
-        """Whether every characteristic root has a negative real part."""
+        """Whether every characteristic root is known and has a negative real part."""
         return self.max_real < 0
 
     def modes(self) -> list[dict]:
         """Each oscillatory or real mode: frequency (Hz), damping rate (1/s) and quality factor."""
         out = []
         for lam in self.eigenvalues:
-            if lam.imag < -1e-9:
-                continue  # one of each conjugate pair
+            if lam.imag < -1e-9 or not np.isfinite(lam):
+                continue  # one of each conjugate pair; unknown roots have no mode
             freq = abs(lam.imag) / (2 * np.pi)
             out.append(
                 {
@@ -76,6 +77,11 @@ class Linearisation:
     def require_stable(self, what: str = "a spectrum") -> None:
         """Raise :class:`UnstableError` unless the expansion point is stable."""
         if not self.stable:
+            if np.isnan(self.max_real):
+                raise UnstableError(
+                    f"stability unknown: a delayed characteristic root did not converge, so {what} of the "
+                    "linearised model may not be a stationary spectrum here"
+                )
             lam = self.eigenvalues[np.argmax(self.eigenvalues.real)]
             raise UnstableError(
                 f"unstable expansion point (eigenvalue {lam.real:+.3g}{lam.imag:+.3g}i /s, "
@@ -84,42 +90,171 @@ class Linearisation:
             )
 
 
-def delayed_roots(A: np.ndarray, D: np.ndarray, starts: np.ndarray, max_iter: int = 30) -> np.ndarray:
+def _solve(T: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``T[k]⁻¹ b[k]`` for stacks ``T[P, n, n]``, ``b[P, n]``; an exactly singular ``T[k]`` gives a NaN row.
+
+    Systems that are real (real roots of real models) are solved in real arithmetic.
+    """
+    out = np.empty(b.shape, dtype=complex)
+    real = np.all(T.imag == 0, axis=(1, 2)) & np.all(b.imag == 0, axis=1)
+    for subset in (real, ~real):
+        if not subset.any():
+            continue
+        Ts, bs = (T[subset].real, b[subset].real) if subset is real else (T[subset], b[subset])
+        try:
+            out[subset] = np.linalg.solve(Ts, bs[..., None])[..., 0]
+        except np.linalg.LinAlgError:
+            part = np.full(bs.shape, np.nan, dtype=complex)
+            for i in range(len(Ts)):
+                try:
+                    part[i] = np.linalg.solve(Ts[i], bs[i])
+                except np.linalg.LinAlgError:
+                    continue
+            out[subset] = part
+    return out
+
+
+def _newton_step(
+    A: np.ndarray, delays: np.ndarray, rows: np.ndarray, cols: np.ndarray, s: np.ndarray, w: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """One step of nonlinear inverse iteration for ``T(s) = sI - A∘exp(-sD)`` on stacks.
+
+    ``A[P, n, n]`` has the delays ``delays[P, nnz]`` at the entries ``(rows, cols)``;
+    returns the new ``s[P]`` and unit vectors ``w[P, n]``.
+    """
+    s = s + 1e-9 * (1 + np.abs(s))  # beside s: an exact root would make T(s) singular
+    n = A.shape[-1]
+    delayed = A[:, rows, cols] * np.exp(-s[:, None] * delays)  # the delayed entries of A∘exp(-sD)
+    T = np.negative(A, dtype=complex)
+    T[:, rows, cols] = -delayed
+    T[:, np.arange(n), np.arange(n)] += s[:, None]
+    # T'(s) w with T'(s) = I + D∘A∘exp(-sD): the delayed products summed into their rows
+    Tp_w = w + (delays * delayed * w[:, cols]) @ np.eye(n, dtype=complex)[rows]
+    u = _solve(T, Tp_w)
+    with np.errstate(all="ignore"):
+        s_new = s - np.sum(np.abs(w) ** 2, axis=-1) / np.einsum("ki,ki->k", w.conj(), u)
+        w_new = u / np.linalg.norm(u, axis=-1, keepdims=True)
+    return s_new, w_new
+
+
+def delayed_roots(
+    A: np.ndarray, D: np.ndarray, starts: np.ndarray, max_iter: int = 30, tol: float = 1e-10
+) -> tuple[np.ndarray, np.ndarray]:
     """Refine characteristic roots of ``det(sI - A∘exp(-sD)) = 0`` by Newton's method.
 
-    Each start ``s0`` (usually an eigenvalue of A) is followed to the nearby root: with
-    ``λ(s)`` the eigenvalue of ``M(s) = A∘exp(-sD)`` closest to ``s`` (inverse iteration
-    gives its left and right vectors), solve ``s - λ(s) = 0`` with
-    ``dλ/ds = v^H M'(s) w / v^H w``.
+    Each start ``λ`` (an eigenvalue of A) is followed to a nearby root of the delayed
+    system. With ``T(s) = sI - A∘exp(-sD)`` and ``T'(s) = I + D∘A∘exp(-sD)``, nonlinear
+    inverse iteration (Newton's method for nonlinear eigenproblems, Ruhe 1973) steps
+    ``u = T(s)⁻¹ T'(s) w``, ``s ← s - w^H w / w^H u``, ``w ← u / |u|``: one linear solve
+    per step, quadratic convergence. ``w`` starts as A's eigenvector of ``λ``, so the
+    iteration follows that mode. Newton's method on a real problem never leaves the
+    real axis, but delays turn pairs of real roots into complex pairs (two real roots
+    meet and split as a delay grows), where Newton's method on the axis wanders
+    without converging. So a real iterate whose step does not at least halve is moved
+    off the axis by the length of that step; where the root is real after all, the
+    imaginary part dies out again. For
+    real A and D the root followed from ``conj(λ)`` is the conjugate of the one from
+    ``λ``, so only one start of each conjugate pair is iterated.
+
+    All members of a stack are refined at once, and converged roots leave the
+    iteration: a root has converged when its step ``δ_k`` is below ``tol * (1 + |s|)``,
+    or when the steps shrink and the next one, estimated as ``δ_k² / δ_{k-1}`` (an
+    overestimate once convergence is superlinear), would be.
+
+    Parameters
+    ----------
+    A : ndarray
+        State matrices ``[..., n, n]``.
+    D : ndarray
+        Element-wise delays (s), ``[..., n, n]``, broadcastable against ``A``.
+    starts : ndarray
+        ``[..., r]`` eigenvalues of each A to start from.
+    max_iter : int
+        Most Newton steps per root.
+    tol : float
+        Relative accuracy of the roots.
+
+    Returns
+    -------
+    roots : ndarray
+        ``[..., r]`` complex roots (the last iterate where not converged).
+    converged : ndarray
+        ``[..., r]`` whether each root converged within ``max_iter`` steps.
     """
-    n = A.shape[0]
-    eye = np.eye(n)
-    roots = []
-    for s0 in starts:
-        s = complex(s0)
-        w = np.ones(n, dtype=complex)
-        v = np.ones(n, dtype=complex)
-        for _ in range(max_iter):
-            M = A * np.exp(-s * D)
-            shift = s + 1e-9 * (1 + abs(s))
-            try:
-                w = np.linalg.solve(M - shift * eye, w)
-                v = np.linalg.solve((M - shift * eye).conj().T, v)
-            except np.linalg.LinAlgError:
-                break
-            w /= np.linalg.norm(w)
-            v /= np.linalg.norm(v)
-            vw = v.conj() @ w
-            if abs(vw) < 1e-14:
-                break
-            lam = (v.conj() @ M @ w) / vw
-            dlam = (v.conj() @ (-D * M) @ w) / vw
-            step = (s - lam) / (1 - dlam)
-            s -= step
-            if abs(step) < 1e-12 * (1 + abs(s)):
-                break
-        roots.append(s)
-    return np.array(roots)
+    starts = np.asarray(starts, dtype=complex)
+    batch, r, n = starts.shape[:-1], starts.shape[-1], np.shape(A)[-1]
+    real_system = np.isrealobj(A) and np.isrealobj(D)
+    A = np.broadcast_to(A, (*batch, n, n)).reshape(-1, n, n)
+    D = np.broadcast_to(D, (*batch, n, n)).reshape(-1, n, n)
+    rows, cols = np.nonzero(np.any(D != 0, axis=0))  # only delayed entries need exp(-sD)
+    D = D[:, rows, cols]
+    flat = starts.reshape(-1, r)
+    # a start in the lower half-plane whose conjugate is also a start of the same member
+    is_conj = (flat.conj()[:, :, None] == flat[:, None, :]) & (flat.imag < 0)[:, :, None] & real_system
+    mirrored = np.flatnonzero(is_conj.any(axis=-1))
+    partner = (np.arange(flat.size) // r * r + is_conj.argmax(axis=-1).reshape(-1))[mirrored]
+    own = np.setdiff1d(np.arange(flat.size), mirrored)
+    member = own // r
+    s = flat.reshape(-1)[own]
+    # A's eigenvector for each start: one step of inverse iteration from a fixed generic vector
+    generic = np.random.default_rng(0).standard_normal(n).astype(complex)
+    shift = s + 1e-9 * (1 + np.abs(s))
+    w = _solve(A[member] - shift[:, None, None] * np.eye(n), np.broadcast_to(generic, (s.size, n)))
+    w /= np.linalg.norm(w, axis=-1, keepdims=True)
+    s_new, w = _newton_step(A[member], D[member], rows, cols, s, w)
+    step = np.abs(s_new - s)
+    s = s_new
+    converged = np.zeros(s.size, dtype=bool)
+    active = np.flatnonzero(np.isfinite(s))
+    for _ in range(max_iter - 1):
+        if active.size == 0:
+            break
+        s_new, w_new = _newton_step(A[member[active]], D[member[active]], rows, cols, s[active], w[active])
+        new_step = np.abs(s_new - s[active])
+        scale = tol * (1 + np.abs(s_new))
+        done = (new_step <= scale) | ((new_step < step[active]) & (new_step**2 <= scale * step[active]))
+        stalled = (s_new.imag == 0) & (new_step > step[active] / 2) & ~done
+        s_new[stalled] += 1j * new_step[stalled]  # off the real axis
+        s[active], w[active], step[active] = s_new, w_new, new_step
+        converged[active[done]] = True
+        active = active[~done & np.isfinite(s_new)]
+    roots = np.empty(flat.size, dtype=complex)
+    ok = np.zeros(flat.size, dtype=bool)
+    roots[own], ok[own] = s, converged
+    roots[mirrored], ok[mirrored] = np.conj(roots[partner]), ok[partner]
+    return roots.reshape((*batch, r)), ok.reshape((*batch, r))
+
+
+def characteristic_roots(A: np.ndarray, D: np.ndarray | None, n_delayed_roots: int = 4) -> np.ndarray:
+    """Characteristic roots of ``dx/dt = A∘x(t - D)``, sorted by decreasing real part.
+
+    Without delays these are the eigenvalues of A. With delays the rightmost
+    ``n_delayed_roots`` eigenvalues are refined to roots of ``det(sI - A∘exp(-sD)) = 0``
+    (:func:`delayed_roots`) and the others are kept; a root whose refinement did not
+    converge is NaN (its stability is unknown).
+
+    Parameters
+    ----------
+    A : ndarray
+        State matrices ``[..., n, n]``.
+    D : ndarray | None
+        Element-wise delays (s), ``[..., n, n]``, or None.
+    n_delayed_roots : int
+        How many of the rightmost roots are refined when there are delays.
+
+    Returns
+    -------
+    ndarray
+        ``[..., n]`` complex roots.
+    """
+    eig = np.linalg.eigvals(A)
+    eig = np.take_along_axis(eig, np.argsort(-eig.real, axis=-1), axis=-1)
+    if D is None or not np.any(D != 0) or n_delayed_roots <= 0:
+        return eig
+    k = min(n_delayed_roots, eig.shape[-1])
+    roots, converged = delayed_roots(A, D, eig[..., :k])
+    eig = np.concatenate([np.where(converged, roots, np.nan), eig[..., k:]], axis=-1)
+    return np.take_along_axis(eig, np.argsort(-eig.real, axis=-1), axis=-1)  # NaN last
 
 
 def linearise(
@@ -159,10 +294,5 @@ def linearise(
     B = model.dfdu(x, theta)
     C = model.dgdx(x, theta)
     D = model.delays(theta)
-    eig = np.linalg.eigvals(A)
-    eig = eig[np.argsort(-eig.real)]
-    if D is not None and np.any(D != 0) and n_delayed_roots > 0:
-        k = min(n_delayed_roots, eig.size)
-        eig = np.concatenate([delayed_roots(A, D, eig[:k]), eig[k:]])
-        eig = eig[np.argsort(-eig.real)]
+    eig = characteristic_roots(A, D, n_delayed_roots)
     return Linearisation(A=A, B=B, C=C, D=D, x=x, theta=theta, eigenvalues=eig, fixed_point=fixed_point)

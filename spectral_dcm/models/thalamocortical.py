@@ -48,7 +48,7 @@ delayed model) and wanders to a worse optimum (R² of log-power < 0 after 128 it
 (``free="spectrum"``) only the six channel time constants, the background drive ``E`` and the two
 thalamo-cortical delays are free (:data:`SPECTRUM_FREE`, plus ``s`` with 5-HT2A): the quantities that set the
 alpha resonance's frequency and damping and the spectrum's fall-off. Everything else stays at the resting
-regime. On the bundled recording this subset fits log-power with R² ≈ 0.94 and the alpha peak within 0.5 Hz.
+regime. On the bundled recording this subset fits log-power with R² ≈ 0.96 and the alpha peak within 0.5 Hz.
 ``free="atcm"`` restores atcm's variances on everything (``get_model("thalamocortical", free="atcm")``); a
 priors file can free any single parameter.
 """

@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import ShapeError, UnknownParameterError, suggest
 from ..model.compile import CompiledModel, compile_model
 from ..model.fixed_point import find_fixed_point, find_fixed_points_batch
-from ..model.linearise import Linearisation, linearise
+from ..model.linearise import Linearisation, characteristic_roots, linearise
 from ..model.spec import ModelSpec, Parameter
 from .transfer import transfer_function
 
@@ -88,6 +88,9 @@ class SpectralModel:
         Exact element-wise delays in the transfer function, or ignore them.
     priors : mapping | None
         ``{name: (mean, var)}`` overrides of prior means/variances of any parameter.
+    n_delayed_roots : int
+        With exact delays, how many of the rightmost characteristic roots are refined
+        to roots of the delayed system to judge stability (see :func:`linearise`).
     """
 
     def __init__(
@@ -99,6 +102,7 @@ class SpectralModel:
         channel_names: Sequence[str] | None = None,
         delays: str = "exact",
         priors: Mapping[str, tuple[float, float]] | None = None,
+        n_delayed_roots: int = 4,
     ) -> None:
         self.model = model if isinstance(model, CompiledModel) else compile_model(model)
         spec = self.model.spec
@@ -108,6 +112,7 @@ class SpectralModel:
         if delays not in ("exact", "none"):
             raise ValueError(f"delays must be 'exact' or 'none', not {delays!r}")
         self.delays = delays
+        self.n_delayed_roots = n_delayed_roots
         n_out = len(spec.outputs)
         if lead_field is None:
             self.lead_field = None
@@ -190,7 +195,11 @@ class SpectralModel:
     def linearise(self, theta) -> Linearisation:
         """Linearise the neural model at θ (its first ``n_model_params`` entries)."""
         theta = self._check(theta)
-        return linearise(self.model, theta[: self.n_model_params])
+        return linearise(
+            self.model,
+            theta[: self.n_model_params],
+            n_delayed_roots=self.n_delayed_roots if self.delays == "exact" else 0,
+        )
 
     def innovation_spectra(self, theta) -> np.ndarray:
         """``S_u[..., f, m]``: innovation spectrum of each input."""
@@ -243,7 +252,12 @@ class SpectralModel:
         """CSDs for a stack ``thetas[K, p]``; returns ``(csd[K, f, c, c], ok[K])``.
 
         Members without a fixed point or with an unstable one get NaN spectra and
-        ``ok = False``. Stability is judged from the eigenvalues of A (delays ignored).
+        ``ok = False``. Stability is judged as in :meth:`predict`, from the
+        characteristic roots of :func:`~spectral_dcm.model.linearise.characteristic_roots`:
+        without delays (or with ``delays="none"``) the eigenvalues of A; with exact
+        delays the rightmost ``n_delayed_roots`` of them are refined, for the whole batch
+        at once, to roots of ``det(sI - A∘exp(-sD)) = 0``, and a member whose refinement
+        does not converge counts as unstable.
         """
         thetas = self._check(np.atleast_2d(thetas))
         th_model = thetas[:, : self.n_model_params]
@@ -260,7 +274,9 @@ class SpectralModel:
         with np.errstate(all="ignore"):
             ok &= np.all(np.isfinite(A), axis=(1, 2))
             A = np.where(ok[:, None, None], A, -np.eye(self.model.n_states))
-            ok &= np.max(np.linalg.eigvals(A).real, axis=1) < 0
+            D_ok = None if D is None or self.delays == "none" else (D[ok] if D.ndim == 3 else D)
+            roots = characteristic_roots(A[ok], D_ok, self.n_delayed_roots)
+            ok[ok] = np.max(roots.real, axis=1) < 0  # NaN (unconverged root) is not < 0
         lin = Linearisation(A=A, B=B, C=C, D=D, x=x, theta=th_model, eigenvalues=np.empty(0))
         G = self.csd_from_linearisation(lin, thetas)
         G[~ok] = np.nan
