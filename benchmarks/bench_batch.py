@@ -13,7 +13,7 @@ from spectral_dcm.batch import run_batch
 from spectral_dcm.data import bundled_recording
 
 N = 20
-SETTINGS = {"model": "jansen_rit", "channels": ["O1", "O2"], "fmin": 2.0, "fmax": 40.0, "seglen": 1.0}
+SETTINGS = {"model": "cmc", "channels": ["O1", "O2"], "fmin": 2.0, "fmax": 40.0, "seglen": 1.0}
 
 if __name__ == "__main__":
     root = Path(tempfile.mkdtemp(prefix="bench_batch_"))

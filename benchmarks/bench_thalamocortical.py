@@ -4,10 +4,10 @@ Measured in the same run, against a bare ``numpy.linalg.eig`` of the 56×56 stat
 
 * cold SymPy compile time (fresh cache directory) and the cached load time (a new process);
 * ``core``: fixed point (Newton from the previous equilibrium, as during fitting) + Jacobians + the core
-  ``transfer_function`` with exact element-wise delays (one 56×56 complex solve per frequency);
-* ``schur``: the same spectrum by a Schur complement onto the delayed columns (a proposal for the core, see
-  :func:`transfer_schur`): delays act only on the 8 presynaptic voltage columns, so per frequency only an 8×8
-  system is solved, and the undelayed 48×48 block is inverted once by its eigendecomposition;
+  ``transfer_function`` with exact element-wise delays: a Schur complement onto the 8 delayed presynaptic
+  voltage columns (one eigendecomposition of the undelayed 48×48 block, an 8×8 solve per frequency);
+* ``full solve``: the same spectrum with ``transfer_solve`` (one 56×56 complex solve per frequency), the
+  reference the Schur path replaced;
 * ``SpectralModel.predict``: the full user-facing path (adds stability refinement, noise and gains).
 
 Run: ``python benchmarks/bench_thalamocortical.py``.
@@ -29,37 +29,9 @@ from spectral_dcm.model.compile import compile_model
 from spectral_dcm.model.fixed_point import find_fixed_point
 from spectral_dcm.models import thalamocortical as tc
 from spectral_dcm.spectral.csd import SpectralModel
-from spectral_dcm.spectral.transfer import transfer_function
+from spectral_dcm.spectral.transfer import transfer_function, transfer_solve
 
 FREQS = np.linspace(2.0, 45.0, 100)
-
-
-def transfer_schur(A, B, C, freqs, D):
-    """Exact delayed transfer function by a Schur complement onto the columns that carry delays.
-
-    With P the columns of D that hold any nonzero delay and Q the rest, M(s) = sI − A∘exp(−sD) has undelayed blocks
-    M_QQ = sI − A_QQ and M_PQ = −A_PQ, so H = C M⁻¹ B needs, per frequency, only the |P|×|P| Schur complement
-    S = M_PP − M_PQ M_QQ⁻¹ M_QP, with M_QQ⁻¹ = V diag(1/(s − λ)) V⁻¹ from one eigendecomposition of A_QQ. The
-    delayed block is a sum over the few distinct delay values d_k, M_QP(s) = −Σ_k exp(−s d_k) A_QP^(k), so its
-    modal image V⁻¹ M_QP is a K-term sum of fixed |Q|×|P| matrices.
-    """
-    s = 2j * np.pi * np.asarray(freqs)
-    P = np.flatnonzero(np.any(D != 0, axis=0))
-    Q = np.setdiff1d(np.arange(A.shape[0]), P)
-    lam, V = np.linalg.eig(A[np.ix_(Q, Q)])
-    Vinv = np.linalg.inv(V)
-    r = 1.0 / (s[:, None] - lam)  # [f, Q]
-    A_QP, D_QP = A[np.ix_(Q, P)], D[np.ix_(Q, P)]
-    delays = np.unique(D_QP[A_QP != 0])
-    E = np.exp(-np.outer(s, delays))  # [f, K]
-    X = -sum(E[:, k, None, None] * (Vinv @ np.where(D_QP == d, A_QP, 0.0)) for k, d in enumerate(delays))  # V⁻¹ M_QP
-    A_PQ_V = A[np.ix_(P, Q)] @ V
-    S = s[:, None, None] * np.eye(P.size) - A[np.ix_(P, P)] * np.exp(-s[:, None, None] * D[np.ix_(P, P)])
-    S = S + A_PQ_V @ (X * r[..., None])  # M_PP − M_PQ M_QQ⁻¹ M_QP
-    VB = Vinv @ B[Q]  # [Q, m]
-    x_P = np.linalg.solve(S, B[P] + A_PQ_V @ (r[..., None] * VB))
-    x_Q = r[..., None] * (VB - X @ x_P)  # modal coordinates of M_QQ⁻¹ (B_Q − M_QP x_P)
-    return C[:, P] @ x_P + (C[:, Q] @ V) @ x_Q
 
 
 def best_of(fn, repeat: int = 30) -> float:
@@ -99,24 +71,24 @@ def main() -> None:
         return np.abs(H[..., 0, 0]) ** 2
 
     H_core = transfer_function(A, model.dfdu(x_prev, theta), model.dgdx(x_prev, theta), FREQS, D)
-    H_schur = transfer_schur(A, model.dfdu(x_prev, theta), model.dgdx(x_prev, theta), FREQS, D)
-    err = np.max(np.abs(H_schur - H_core)) / np.max(np.abs(H_core))
+    H_solve = transfer_solve(A, model.dfdu(x_prev, theta), model.dgdx(x_prev, theta), FREQS, D)
+    err = np.max(np.abs(H_solve - H_core)) / np.max(np.abs(H_solve))
     sm = SpectralModel(model, FREQS)
     th_full = sm.prior_mean()
 
     t_eig = best_of(lambda: np.linalg.eig(A), 200)
     t_core = best_of(csd_core)
-    t_schur = best_of(lambda: csd_core(transfer_schur))
+    t_solve = best_of(lambda: csd_core(transfer_solve))
     t_tf = best_of(lambda: transfer_function(A, model.dfdu(x_prev, theta), model.dgdx(x_prev, theta), FREQS, D))
     t_pred = best_of(lambda: sm.predict(th_full), 10)
     print(f"numpy.linalg.eig (56×56):             {t_eig * 1e3:7.3f} ms")
     print(
-        f"CSD, core exact delays (100 freqs):   {t_core * 1e3:7.3f} ms  ({t_core / t_eig:5.1f}× eig)"
+        f"CSD, core (Schur, 100 freqs):         {t_core * 1e3:7.3f} ms  ({t_core / t_eig:5.1f}× eig)"
         f"  [transfer alone {t_tf * 1e3:.3f} ms]"
     )
     print(
-        f"CSD, Schur onto delayed columns:      {t_schur * 1e3:7.3f} ms  ({t_schur / t_eig:5.1f}× eig)"
-        f"  [max rel. difference to core {err:.1e}]"
+        f"CSD, full 56×56 solve per frequency:  {t_solve * 1e3:7.3f} ms  ({t_solve / t_eig:5.1f}× eig)"
+        f"  [core {t_solve / t_core:.1f}× faster; max rel. difference {err:.1e}]"
     )
     print(f"SpectralModel.predict (full path):    {t_pred * 1e3:7.3f} ms  ({t_pred / t_eig:5.1f}× eig)")
 

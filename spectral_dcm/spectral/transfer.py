@@ -24,12 +24,8 @@ def _as_omega(freqs) -> np.ndarray:
     return 2j * np.pi * np.asarray(freqs, dtype=float)
 
 
-def transfer_modal(A, B, C, freqs) -> np.ndarray | None:
-    """Modal-form transfer function, or None if the eigenvectors are ill-conditioned.
-
-    Works on stacks: ``A[..., n, n]``, ``B[..., n, m]``, ``C[..., k, n]``; returns
-    ``H[..., n_freq, k, m]``.
-    """
+def _well_conditioned_eig(A) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Eigenvalues, eigenvectors and their inverse of ``A[..., n, n]``; None if ill-conditioned (or singular)."""
     lam, V = np.linalg.eig(A)
     try:
         Vinv = np.linalg.inv(V)
@@ -39,6 +35,19 @@ def transfer_modal(A, B, C, freqs) -> np.ndarray | None:
     cond = np.linalg.norm(V, 1, axis=(-2, -1)) * np.linalg.norm(Vinv, 1, axis=(-2, -1))
     if not np.all(np.isfinite(cond)) or np.max(cond) > MODAL_CONDITION_LIMIT:
         return None
+    return lam, V, Vinv
+
+
+def transfer_modal(A, B, C, freqs) -> np.ndarray | None:
+    """Modal-form transfer function, or None if the eigenvectors are ill-conditioned.
+
+    Works on stacks: ``A[..., n, n]``, ``B[..., n, m]``, ``C[..., k, n]``; returns
+    ``H[..., n_freq, k, m]``.
+    """
+    eig = _well_conditioned_eig(A)
+    if eig is None:
+        return None
+    lam, V, Vinv = eig
     CV = C @ V  # [..., k, n]
     VB = Vinv @ B  # [..., n, m]
     s = _as_omega(freqs)
@@ -111,14 +120,10 @@ def transfer_schur(A, B, C, freqs, D) -> np.ndarray | None:
     chunked = _in_chunks(transfer_schur, A, B, C, freqs, D, s.size * Q.size * P.size * 16 * 3)
     if chunked is not None:
         return chunked
-    lam, V = np.linalg.eig(A[..., Q[:, None], Q])
-    try:
-        Vinv = np.linalg.inv(V)
-    except np.linalg.LinAlgError:
+    eig = _well_conditioned_eig(A[..., Q[:, None], Q])
+    if eig is None:
         return None
-    cond = np.linalg.norm(V, 1, axis=(-2, -1)) * np.linalg.norm(Vinv, 1, axis=(-2, -1))
-    if not np.all(np.isfinite(cond)) or np.max(cond) > MODAL_CONDITION_LIMIT:
-        return None
+    lam, V, Vinv = eig
     r = 1.0 / (s[:, None] - lam[..., None, :])  # [..., f, q]: modal resolvent of M_QQ
     sd = s[:, None, None]
     M_QP = -A[..., None, Q[:, None], P] * np.exp(-sd * D[..., None, Q[:, None], P])  # [..., f, q, p]
