@@ -2,9 +2,8 @@
 
 Each script is copied into a temporary folder and run there in a fresh interpreter, so the figures it writes
 next to itself (``figures/``) land in that folder and not over the committed ones in ``examples/figures``.
-Scripts that take an output folder get ``out``. ``SPECTRAL_DCM_QUICK=1`` is set for examples that would
-otherwise take long enough to need a lighter run in CI (at present none: the slowest, LaNMM's five compiled
-presets, takes ~11 s on the 2-core test machine; all eight ~40 s).
+Scripts that take an output folder get ``out``. None needs a lighter mode for CI: the slowest, LaNMM's five
+compiled presets, takes ~11 s on the 2-core test machine; all eight ~40 s.
 """
 
 from __future__ import annotations
@@ -62,7 +61,7 @@ def test_every_example_is_listed():
 def test_example_runs(script, tmp_path):
     shutil.copy(EXAMPLES / script, tmp_path / script)
     args, outputs, text = PROMISED[script]
-    env = {**os.environ, "MPLBACKEND": "Agg", "SPECTRAL_DCM_QUICK": "1", "PYTHONIOENCODING": "utf-8"}
+    env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONIOENCODING": "utf-8"}
     start = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, script, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
