@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from spectral_dcm.errors import ShapeError
+from spectral_dcm.errors import DataError, ShapeError
 from spectral_dcm.model.compile import compile_model
 from spectral_dcm.models import get_model
 from spectral_dcm.network import build_network, example_connectome, normalise, synthetic_connectome
 from spectral_dcm.network.connectivity import coherence
-from spectral_dcm.network.eigenmodes import decompose, eigenmode_csd, network_csd, node_operators
+from spectral_dcm.network.eigenmodes import NodeOperators, decompose, eigenmode_csd, network_csd, node_operators
 from spectral_dcm.network.msf import stability_scan
 from spectral_dcm.simulate import simulate, simulated_csd
 
@@ -70,14 +70,83 @@ def test_eigenmode_csd_matches_assembled_system(kind):
     net = build_network(get_model("ng_ei"), W, coupling=G, send="rE", receive="input:E", delay=tau)
     ops = node_operators(net.metadata["network"], _theta(net, G)[:-1], G, 1.0)
     su = 0.5 + rng.random((FREQS.size, 1))
-    s = 2j * np.pi * FREQS[:, None, None]
-    M = s * np.eye(6 * n) - np.kron(np.eye(n), ops.A) - G * np.exp(-s * tau) * np.kron(W, ops.K)
-    H = np.kron(np.eye(n), ops.C) @ np.linalg.solve(M, np.kron(np.eye(n), ops.B).astype(complex))
     for L in (None, rng.standard_normal((3, n))):
-        LH = H if L is None else L @ H
-        ref = (LH * su[:, None, :]) @ np.conj(np.swapaxes(LH, 1, 2))
+        ref = _assembled_csd(ops, W, G, tau, su, L)
         csd = eigenmode_csd(ops, modes, G, FREQS, su, L, tau)
         # 1e-10 relative: both exact; round-off of 48×48 solves vs the 8×8 eigenvectors
+        assert np.max(np.abs(csd - ref)) <= 1e-10 * np.max(np.abs(ref))
+
+
+def _assembled_csd(ops, W, G, tau, su, L):
+    """Reference ``L H S_u Hᴴ Lᵀ`` from the assembled network, one dense solve per frequency."""
+    n, k = W.shape[0], ops.A.shape[0]
+    s = 2j * np.pi * FREQS[:, None, None]
+    M = s * np.eye(k * n) - np.kron(np.eye(n), ops.A) - G * np.exp(-s * tau) * np.kron(W, ops.K)
+    H = np.kron(np.eye(n), ops.C) @ np.linalg.solve(M, np.kron(np.eye(n), ops.B).astype(complex))
+    LH = H if L is None else L @ H
+    su_all = np.tile(su, (1, n))  # inputs ordered node by node
+    return (LH * su_all[:, None, :]) @ np.conj(np.swapaxes(LH, 1, 2))
+
+
+def test_symmetric_normalisation_balances_a_symmetric_connectome():
+    W = synthetic_connectome(30)[0] + 1e-3 * (1 - np.eye(30))
+    B = normalise(W, "symmetric")
+    np.testing.assert_allclose(B.sum(axis=1), 1.0, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(B, B.T)
+    # B = diag(d) W diag(d): off the diagonal, the ratio R = B/W is d dᵀ, so R_01 R_ij = R_0i R_1j
+    R = np.divide(B, W, out=np.zeros_like(B), where=W > 0)
+    i, j = np.nonzero(~np.eye(30, dtype=bool))
+    keep = (i != 0) & (j != 1)
+    np.testing.assert_allclose(R[0, 1] * R[i, j][keep], R[0, i[keep]] * R[1, j[keep]], rtol=1e-10)
+    lap = normalise(W, "laplacian")
+    np.testing.assert_allclose(lap.sum(axis=1), 0.0, atol=1e-14)
+    np.testing.assert_array_equal(lap - np.diag(np.diag(lap)), W - np.diag(np.diag(W)))
+    with pytest.raises(DataError, match="symmetric, non-negative"):
+        normalise(W + np.triu(W), "symmetric")
+    path = np.array([[0.0, 1, 0], [1, 0, 1], [0, 1, 0]])  # bipartite: no balancing exists
+    with pytest.raises(DataError, match="did not converge"):
+        normalise(path, "symmetric")
+
+
+def test_balanced_connectome_uses_orthonormal_modes_and_matches_full_system():
+    """Symmetric unit-row-sum W: real orthonormal eigenvectors, the real-congruence CSD, delays too."""
+    n, tau, G = 10, 0.003, 2.0
+    rng = np.random.default_rng(5)
+    S = rng.random((n, n))
+    W = normalise((S + S.T) * (1 - np.eye(n)), "symmetric")
+    modes = decompose(W)
+    np.testing.assert_allclose(modes[1].T @ modes[1], np.eye(n), atol=1e-13)
+    net = build_network(get_model("ng_ei"), W, coupling=G, send="rE", receive="input:E", delay=tau)
+    ops = node_operators(net.metadata["network"], _theta(net, G)[:-1], G, 1.0)
+    su = 0.5 + rng.random((FREQS.size, 1))
+    for L in (None, rng.standard_normal((4, n))):
+        ref = _assembled_csd(ops, W, G, tau, su, L)
+        csd = eigenmode_csd(ops, modes, G, FREQS, su, L, tau)
+        # 1e-10 relative: both exact; round-off of 60×60 solves vs the 10×10 eigenvectors
+        assert np.max(np.abs(csd - ref)) <= 1e-10 * np.max(np.abs(ref))
+
+
+@pytest.mark.parametrize("kind", ["generic", "balanced"])
+def test_multi_output_nodes_match_assembled_system(kind):
+    """Nodes with two inputs and two outputs (no bundled model has more than one output)."""
+    rng = np.random.default_rng(7)
+    n, k, tau, G = 6, 4, 0.002, 0.7
+    A = -np.diag(rng.uniform(20, 60, k)) + 5 * rng.standard_normal((k, k))
+    ops = NodeOperators(
+        A=A,
+        B=rng.standard_normal((k, 2)),
+        C=rng.standard_normal((2, k)),
+        receive=rng.standard_normal(k),
+        send=1,
+        x=np.zeros(k),
+    )
+    S = rng.random((n, n)) * (1 - np.eye(n))
+    W = normalise(S, "row") if kind == "generic" else normalise(S + S.T, "symmetric")
+    su = 0.5 + rng.random((FREQS.size, 2))
+    for L in (None, rng.standard_normal((3, 2 * n))):
+        ref = _assembled_csd(ops, W, G, tau, su, L)
+        csd = eigenmode_csd(ops, decompose(W), G, FREQS, su, L, tau)
+        # 1e-10 relative: both exact (round-off of 24×24 solves)
         assert np.max(np.abs(csd - ref)) <= 1e-10 * np.max(np.abs(ref))
 
 

@@ -139,7 +139,8 @@ def fit(
         the mode); ``restarts`` (0): further variational Laplace runs from draws of the
         prior (seeded by ``seed``), keeping the one with the highest F — guards against
         local optima when the truth may be far from the prior mean; MCMC: ``n_walkers``,
-        ``n_steps`` (2000), ``burn`` (n_steps // 4), ``thin`` (1), ``moves`` ("de"),
+        ``n_steps`` (2000), ``burn`` (n_steps // 4), ``thin`` (1), ``moves`` ("de"; or
+        "laplace-de", "stretch"),
         ``target_ess`` and ``max_steps`` — see
         :func:`~spectral_dcm.inference.mcmc.sample`. In the MCMC log-posterior a point whose
         fixed point Newton's method cannot find is rejected rather than retried by the slow

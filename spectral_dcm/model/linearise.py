@@ -35,6 +35,10 @@ class Linearisation:
         remaining eigenvalues of A (see :func:`characteristic_roots`).
     fixed_point : FixedPoint | None
         How the expansion point was found.
+    n_conserved : int
+        Number of linear conserved quantities (``wᵀA = 0`` and ``wᵀB = 0``, see
+        :func:`conserved_count`), e.g. SPM's ERP state ``x9 − x2 + x3``. Each gives a
+        root at exactly 0 that the inputs cannot excite; stability ignores these roots.
     """
 
     A: np.ndarray
@@ -45,11 +49,15 @@ class Linearisation:
     theta: np.ndarray
     eigenvalues: np.ndarray
     fixed_point: FixedPoint | None = None
+    n_conserved: int = 0
 
     @property
     def max_real(self) -> float:
-        """Largest real part of the characteristic roots (1/s); NaN if a root is unknown."""
-        return float(np.max(self.eigenvalues.real))
+        """Largest real part of the characteristic roots (1/s), conserved quantities' zero roots aside.
+
+        NaN if a root is unknown.
+        """
+        return float(stability_abscissa(self.eigenvalues, np.asarray(self.n_conserved)))
 
     @property
     def stable(self) -> bool:
@@ -88,6 +96,44 @@ class Linearisation:
                 f"{abs(lam.imag) / (2 * np.pi):.1f} Hz): {what} of the linearised model is not a "
                 "stationary spectrum here"
             )
+
+
+def conserved_count(A: np.ndarray, B: np.ndarray, rtol: float = 1e-10) -> np.ndarray:
+    """Number of linear conserved quantities of ``dx/dt = A x + B u``: vectors ``w`` with ``wᵀ[A B] = 0``.
+
+    Such a ``w`` makes ``wᵀx`` constant whatever the input, so 0 is a characteristic
+    root (also with delays: ``T(0) = −A``) whose mode the inputs never excite and whose
+    state does not drift; it does not make the stationary spectrum undefined. Numerically
+    the root comes out as ±1e-14 or exactly 0, so without this count such models (SPM's
+    ERP and LFP models) would be judged stable or unstable by round-off.
+
+    Parameters
+    ----------
+    A : ndarray
+        State matrices ``[..., n, n]``.
+    B : ndarray
+        Input matrices ``[..., n, m]``.
+    rtol : float
+        Singular values of ``[A B]`` below ``rtol`` times the largest count as zero.
+
+    Returns
+    -------
+    ndarray
+        ``[...]`` integer counts.
+    """
+    AB = np.concatenate([A, np.broadcast_to(B, (*A.shape[:-1], B.shape[-1]))], axis=-1)
+    sv = np.linalg.svd(AB, compute_uv=False)
+    return np.sum(sv <= rtol * sv[..., :1], axis=-1)
+
+
+def stability_abscissa(roots: np.ndarray, n_conserved: np.ndarray) -> np.ndarray:
+    """Largest real part of ``roots[..., r]`` once the ``n_conserved[...]`` roots nearest 0 are set aside.
+
+    NaN (an unknown root) propagates, so it never counts as stable.
+    """
+    rank = np.argsort(np.argsort(np.abs(roots), axis=-1), axis=-1)  # NaN sorts last: never set aside
+    keep = rank >= np.asarray(n_conserved)[..., None]
+    return np.max(np.where(keep, roots.real, -np.inf), axis=-1)
 
 
 def _solve(T: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -295,4 +341,14 @@ def linearise(
     C = model.dgdx(x, theta)
     D = model.delays(theta)
     eig = characteristic_roots(A, D, n_delayed_roots)
-    return Linearisation(A=A, B=B, C=C, D=D, x=x, theta=theta, eigenvalues=eig, fixed_point=fixed_point)
+    return Linearisation(
+        A=A,
+        B=B,
+        C=C,
+        D=D,
+        x=x,
+        theta=theta,
+        eigenvalues=eig,
+        fixed_point=fixed_point,
+        n_conserved=int(conserved_count(A, B)),
+    )

@@ -6,7 +6,10 @@ the eigenvectors of ``W = U diag(μ) U⁻¹`` into ``N`` small systems ``A + G �
 uniform delay τ: ``K e^{−iωτ}``). The network transfer function is then
 ``H = (U⊗I) blockdiag(H_k) (U⁻¹⊗I)``. Because ``K`` has rank one, every ``H_k`` follows from
 four transfer functions of the lone node (Sherman–Morrison), and the channel CSD needs two
-matrix products per block of frequencies; nothing of size ``(N·n_states)²`` is formed.
+matrix products per block of frequencies; nothing of size ``(N·n_states)²`` is formed. When W
+is symmetric (e.g. ``normalise(W, "symmetric")``) its eigenvectors are orthonormal and, for
+one output per node, the CSD is the real congruence ``P diag(|H_k|² S_u) Pᵀ``: one real
+product per block, 2–3× less work than for a row-normalised W.
 When nodes differ, delays are not uniform, or rows of W have different sums (no synchronous
 fixed point), the full system is used instead.
 """
@@ -215,7 +218,8 @@ def eigenmode_csd(
     With ``P = L (U⊗I)`` and ``Q = U⁻¹ U⁻ᴴ``, ``csd(f) = Σ_kl P_k H_k S_u Q_kl H_lᴴ P_lᴴ``. Per
     block of frequencies, ``X = P H`` is multiplied by ``Q`` (skipped when ``U`` is orthonormal)
     and then by ``Pᴴ``, each one matrix product over all frequencies of the block (see
-    ``CSD_BLOCK_BYTES``).
+    ``CSD_BLOCK_BYTES``). With orthonormal real ``U``, a real lead field and one output per
+    node, ``csd(f) = P diag(|H_k|² S_u) Pᵀ`` is real (see :func:`_real_congruence`).
 
     Parameters
     ----------
@@ -250,9 +254,12 @@ def eigenmode_csd(
     c = P.shape[0]
     Q = Uinv @ np.conj(Uinv.T)
     orthonormal = np.abs(Q - np.eye(n)).max() <= 1e-12
+    Hk = mode_transfer(ops, mu, coupling, freqs, delay)  # [N, f, o, m]
+    if orthonormal and o == 1 and not np.iscomplexobj(P):
+        power = np.einsum("kfq,fq->fk", np.abs(Hk[:, :, 0, :]) ** 2, innovations)  # H_k S_u H_kᴴ
+        return _real_congruence(P[:, :, 0], power)
     Pk = np.ascontiguousarray(P.transpose(1, 0, 2))  # [N, c, o]
     Pc = np.conj(P).reshape(c, n * o)
-    Hk = mode_transfer(ops, mu, coupling, freqs, delay)  # [N, f, o, m]
     Gk = innovations[None, :, None, :] * np.conj(Hk)  # S_u H_kᴴ, [N, f, o, m]
     csd = np.empty((freqs.size, c, c), dtype=complex)
     step = max(1, CSD_BLOCK_BYTES // (16 * n * c * max(o, m)), CSD_MIN_COLUMNS // (2 * c * max(o, m)))
@@ -262,8 +269,25 @@ def eigenmode_csd(
         X = reduce(np.add, (Pk[:, None, :, p, None] * H[:, :, None, p, :] for p in range(o)))  # (P H)[k, f, c, q]
         Z = X if orthonormal else _left_times(Q.T, X)  # Σ_k Q_kl X[k]
         Y = reduce(np.add, (G[:, :, :, q].transpose(0, 2, 1)[..., None] * Z[:, None, :, :, q] for q in range(m)))
-        csd[i : i + step] = _left_times(Pc, Y.reshape(n * o, -1, c)).transpose(1, 2, 0)  # Σ_lp P̄[d, lp] Y[lp, f, c]
+        # Σ_lp P̄[d, lp] Y[lp, f, c] = csd[f, d, c]ᴴ: conjugating keeps the copy along contiguous rows
+        np.conjugate(_left_times(Pc, Y.reshape(n * o, -1, c)).transpose(1, 0, 2), out=csd[i : i + step])
     return csd
+
+
+def _real_congruence(P: np.ndarray, power: np.ndarray) -> np.ndarray:
+    """``P diag(power[f]) Pᵀ`` for every frequency, as complex ``[f, c, c]``.
+
+    The CSD of a network with orthonormal real eigenvectors and one output per node: each
+    mode contributes ``|H_k|² S_u`` times a fixed real outer product, so the whole CSD is real
+    and costs one real ``(f·c) × N × c`` product (in frequency blocks of ``CSD_BLOCK_BYTES``).
+    """
+    c, n = P.shape
+    out = np.empty((power.shape[0], c, c))
+    step = max(1, CSD_BLOCK_BYTES // (8 * n * c))
+    for i in range(0, power.shape[0], step):
+        scaled = power[i : i + step, None, :] * P[None]  # [f, c, N]
+        np.matmul(scaled.reshape(-1, n), P.T, out=out[i : i + step].reshape(-1, c))
+    return out.astype(complex)
 
 
 def _csd_from_transfer(H, su, L):

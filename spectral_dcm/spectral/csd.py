@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import ShapeError, UnknownParameterError, suggest
 from ..model.compile import CompiledModel, compile_model
 from ..model.fixed_point import find_fixed_point, find_fixed_points_batch
-from ..model.linearise import Linearisation, characteristic_roots, linearise
+from ..model.linearise import Linearisation, characteristic_roots, conserved_count, linearise, stability_abscissa
 from ..model.spec import ModelSpec, Parameter
 from .transfer import transfer_function
 
@@ -257,7 +257,8 @@ class SpectralModel:
         without delays (or with ``delays="none"``) the eigenvalues of A; with exact
         delays the rightmost ``n_delayed_roots`` of them are refined, for the whole batch
         at once, to roots of ``det(sI - A∘exp(-sD)) = 0``, and a member whose refinement
-        does not converge counts as unstable.
+        does not converge counts as unstable. The zero roots of linear conserved
+        quantities (:func:`~spectral_dcm.model.linearise.conserved_count`) are set aside.
         """
         thetas = self._check(np.atleast_2d(thetas))
         th_model = thetas[:, : self.n_model_params]
@@ -276,7 +277,8 @@ class SpectralModel:
             A = np.where(ok[:, None, None], A, -np.eye(self.model.n_states))
             D_ok = None if D is None or self.delays == "none" else (D[ok] if D.ndim == 3 else D)
             roots = characteristic_roots(A[ok], D_ok, self.n_delayed_roots)
-            ok[ok] = np.max(roots.real, axis=1) < 0  # NaN (unconverged root) is not < 0
+            # NaN (unconverged root) is not < 0; conserved quantities' zero roots are set aside
+            ok[ok] = stability_abscissa(roots, conserved_count(A[ok], B[ok])) < 0
         lin = Linearisation(A=A, B=B, C=C, D=D, x=x, theta=th_model, eigenvalues=np.empty(0))
         G = self.csd_from_linearisation(lin, thetas)
         G[~ok] = np.nan
