@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from spectral_dcm.errors import ShapeError
+from spectral_dcm.errors import NonFiniteError, ShapeError
 from spectral_dcm.model.compile import compile_model
 from spectral_dcm.model.fixed_point import find_fixed_point
 from spectral_dcm.models import get_model
@@ -59,3 +59,13 @@ def test_delayed_networks_are_refused(weights):
     net = build_network(get_model("ng_ei"), weights, send="rE", receive="state:sE", delay=0.004)
     with pytest.raises(ShapeError, match="delays"):
         simulate_network(net)
+
+
+def test_bad_parameters_are_named(weights):
+    net = build_network(get_model("ng_ei"), weights, send="rE", receive="state:sE")
+    with pytest.raises(ShapeError, match="expects"):
+        simulate_network(net, np.zeros(3))
+    theta = np.array([p.mean for p in net.parameters])
+    theta[0] = np.nan
+    with pytest.raises(NonFiniteError, match="non-finite"):
+        simulate_network(net, theta)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ShapeError
+from ..errors import NonFiniteError, ShapeError
 from ..model.compile import compile_model
 from ..model.fixed_point import find_fixed_point
 from ..model.spec import ModelSpec
@@ -61,8 +61,10 @@ class NodewiseNetwork:
         if theta is None:
             return self.spec.prior_mean()
         theta = np.asarray(theta, dtype=float)
-        if theta.shape[-1:] != (self.n_params,) or not np.all(np.isfinite(theta)):
-            raise ShapeError(f"network {self.spec.name!r} needs {self.n_params} finite parameters")
+        if theta.shape[-1:] != (self.n_params,):
+            raise ShapeError(f"network {self.spec.name!r} expects {self.n_params} parameters, got shape {theta.shape}")
+        if not np.all(np.isfinite(theta)):
+            raise NonFiniteError(f"non-finite parameter values for network {self.spec.name!r}")
         return theta
 
     def delays(self, theta) -> None:
