@@ -252,12 +252,13 @@ def eigenmode_csd(
         P = np.einsum("cjq,jk->ckq", lead_field.reshape(-1, n, o), U)
     P = P.reshape(-1, n, o)  # [c, N, o]
     c = P.shape[0]
-    Q = Uinv @ np.conj(Uinv.T)
-    orthonormal = np.abs(Q - np.eye(n)).max() <= 1e-12
+    # decompose gives a symmetric W's orthonormal V as (V, Vᵀ) exactly: no N³ product to find out
+    orthonormal = not np.iscomplexobj(U) and np.array_equal(Uinv, U.T)
     Hk = mode_transfer(ops, mu, coupling, freqs, delay)  # [N, f, o, m]
     if orthonormal and o == 1 and not np.iscomplexobj(P):
         power = np.einsum("kfq,fq->fk", np.abs(Hk[:, :, 0, :]) ** 2, innovations)  # H_k S_u H_kᴴ
         return _real_congruence(P[:, :, 0], power)
+    Q = None if orthonormal else Uinv @ np.conj(Uinv.T)
     Pk = np.ascontiguousarray(P.transpose(1, 0, 2))  # [N, c, o]
     Pc = np.conj(P).reshape(c, n * o)
     Gk = innovations[None, :, None, :] * np.conj(Hk)  # S_u H_kᴴ, [N, f, o, m]
@@ -267,7 +268,7 @@ def eigenmode_csd(
     for i in range(0, freqs.size, step):
         H, G = Hk[:, i : i + step], Gk[:, i : i + step]
         X = reduce(np.add, (Pk[:, None, :, p, None] * H[:, :, None, p, :] for p in range(o)))  # (P H)[k, f, c, q]
-        Z = X if orthonormal else _left_times(Q.T, X)  # Σ_k Q_kl X[k]
+        Z = X if Q is None else _left_times(Q.T, X)  # Σ_k Q_kl X[k]
         Y = reduce(np.add, (G[:, :, :, q].transpose(0, 2, 1)[..., None] * Z[:, None, :, :, q] for q in range(m)))
         # Σ_lp P̄[d, lp] Y[lp, f, c] = csd[f, d, c]ᴴ: conjugating keeps the copy along contiguous rows
         np.conjugate(_left_times(Pc, Y.reshape(n * o, -1, c)).transpose(1, 0, 2), out=csd[i : i + step])

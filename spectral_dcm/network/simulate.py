@@ -123,13 +123,19 @@ def simulate_network(spec: ModelSpec, theta=None, *, x0=None, **options) -> Simu
     network = NodewiseNetwork(spec)
     theta = network.check_theta(theta)
     if x0 is None:
-        x0 = np.concatenate([_driven_fixed_point(network, theta, i) for i in range(network.n_nodes)])
+        x0 = _driven_fixed_points(network, theta)
     return simulate(network, theta, x0=x0, **options)
 
 
-def _driven_fixed_point(network: NodewiseNetwork, theta: np.ndarray, i: int) -> np.ndarray:
-    """Fixed point of node ``i`` alone, driven by ``G · (row sum of W) ·`` its own sent state."""
+def _driven_fixed_points(network: NodewiseNetwork, theta: np.ndarray) -> np.ndarray:
+    """Each node's fixed point alone, driven by ``G · (its row sum of W) ·`` its own sent state."""
     info: NetworkInfo = network.spec.metadata["network"]
     single = build_network(info.node, [[1.0]], send=info.send, receive=f"{info.receive_kind}:{info.receive}")
-    drive = theta[network.coupling_index] * info.weights[i].sum()
-    return find_fixed_point(compile_model(single), np.append(theta[network.theta_index[i]], drive)).x
+    model = compile_model(single)
+    drives = theta[network.coupling_index] * info.weights.sum(axis=1)
+    return np.concatenate(
+        [
+            find_fixed_point(model, np.append(theta[index], drive)).x
+            for index, drive in zip(network.theta_index, drives, strict=True)
+        ]
+    )

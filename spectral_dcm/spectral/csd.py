@@ -277,8 +277,13 @@ class SpectralModel:
             A = np.where(ok[:, None, None], A, -np.eye(self.model.n_states))
             D_ok = None if D is None or self.delays == "none" else (D[ok] if D.ndim == 3 else D)
             roots = characteristic_roots(A[ok], D_ok, self.n_delayed_roots)
-            # NaN (unconverged root) is not < 0; conserved quantities' zero roots are set aside
-            ok[ok] = stability_abscissa(roots, conserved_count(A[ok], B[ok])) < 0
+            # NaN (an unconverged root) is not < 0. Conserved quantities' zero roots are set aside, which
+            # can only lower the abscissa: their count (an SVD) is needed only where it is not already < 0
+            abscissa = np.max(roots.real, axis=-1)
+            doubt = ~(abscissa < 0)
+            idx = np.flatnonzero(ok)[doubt]
+            abscissa[doubt] = stability_abscissa(roots[doubt], conserved_count(A[idx], B[idx]))
+            ok[ok] = abscissa < 0
         lin = Linearisation(A=A, B=B, C=C, D=D, x=x, theta=th_model, eigenvalues=np.empty(0))
         G = self.csd_from_linearisation(lin, thetas)
         G[~ok] = np.nan

@@ -111,11 +111,14 @@ def transfer_schur(A, B, C, freqs, D) -> np.ndarray | None:
     ``S = M_PP − M_PQ M_QQ⁻¹ M_QP`` is solved per frequency. For the thalamo-cortical model
     (delays act on the 8 presynaptic voltage columns of 56 states) this is ~6× faster than
     :func:`transfer_solve` and agrees with it to round-off (``benchmarks/bench_thalamocortical.py``).
-    Returns None when the eigenvectors of ``A_QQ`` are ill-conditioned (the caller then solves).
+    Returns None when more than ``SCHUR_MAX_FRACTION`` of the columns carry delays or the
+    eigenvectors of ``A_QQ`` are ill-conditioned (the caller then solves).
     Works on stacks like :func:`transfer_function`.
     """
     s = _as_omega(freqs)
     P = delayed_columns(D)
+    if P.size > SCHUR_MAX_FRACTION * A.shape[-1]:
+        return None
     Q = np.setdiff1d(np.arange(A.shape[-1]), P)
     chunked = _in_chunks(transfer_schur, A, B, C, freqs, D, s.size * Q.size * P.size * 16 * 3)
     if chunked is not None:
@@ -150,8 +153,7 @@ def transfer_function(A, B, C, freqs, D=None) -> np.ndarray:
         Element-wise delays (s) on A. None (or all zero) means no delays.
     """
     if D is not None and np.any(D != 0):
-        n_delayed = delayed_columns(D).size
-        H = transfer_schur(A, B, C, freqs, D) if n_delayed <= SCHUR_MAX_FRACTION * A.shape[-1] else None
+        H = transfer_schur(A, B, C, freqs, D)
         return transfer_solve(A, B, C, freqs, D) if H is None else H
     H = transfer_modal(A, B, C, freqs)
     if H is None:
