@@ -58,15 +58,8 @@ def test_batch_without_integration_marks_failures_nan(no_integration):
     x = fixed_point.find_fixed_points_batch(model, thetas, x0=np.array([1.0]), integrate=False)
     np.testing.assert_allclose(x[[0, 2], 0], [1.0, 2.0], rtol=1e-10)
     assert np.all(np.isnan(x[[1, 3]])) and not no_integration
-    x0 = np.array([1.0])
-    with fixed_point.batch_integration(False):  # the context sets the default ...
-        assert np.all(np.isnan(fixed_point.find_fixed_points_batch(model, thetas[1:2], x0=x0)))
-        assert not no_integration
-        # ... an explicit argument still wins
-        assert np.all(np.isnan(fixed_point.find_fixed_points_batch(model, thetas[1:2], x0=x0, integrate=True)))
-        assert len(no_integration) == 1
-    fixed_point.find_fixed_points_batch(model, thetas[1:2], x0=x0)  # and the default is restored on exit
-    assert len(no_integration) == 2
+    fixed_point.find_fixed_points_batch(model, thetas[1:2], x0=np.array([1.0]))  # integrating is the default
+    assert len(no_integration) == 1
 
 
 def test_mcmc_predictor_skips_integration(no_integration):

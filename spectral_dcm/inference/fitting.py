@@ -8,7 +8,6 @@ import time
 import numpy as np
 
 from ..errors import DataError, SpectralDCMError, UnstableError
-from ..model.fixed_point import batch_integration
 from ..spectra import Spectra
 from ..spectral.csd import SpectralModel
 from .laplace import LaplaceResult, PredictBatch, variational_laplace
@@ -48,13 +47,12 @@ def _batch_predictor(model: SpectralModel, prior: Prior, *, integrate: bool = Tr
 
     With ``integrate=False`` members whose fixed point Newton's method cannot find from
     the prior's fixed point are failures too, instead of being retried by the slow
-    integrate-to-rest fallback (see :func:`~spectral_dcm.model.fixed_point.batch_integration`).
+    integrate-to-rest fallback (see :meth:`~spectral_dcm.SpectralModel.predict_batch`).
     """
 
     def predict(p):
         try:
-            with batch_integration(integrate):
-                return model.predict_batch(prior.expand(p))
+            return model.predict_batch(prior.expand(p), integrate=integrate)
         except (SpectralDCMError, np.linalg.LinAlgError, FloatingPointError) as err:
             logger.debug("batch prediction failed: %s", err)
             return np.full((len(p), model.freqs.size, model.n_channels, model.n_channels), np.nan), np.zeros(

@@ -7,17 +7,13 @@ tried again from there. No equilibrium raises :class:`~spectral_dcm.errors.Fixed
 The integrate-to-rest fallback is robust but slow (tens of milliseconds to seconds per
 parameter vector). Code that evaluates many parameter vectors and can afford to lose a
 few — MCMC, where a failed point is simply a rejected proposal — switches it off for
-:func:`find_fixed_points_batch` with ``integrate=False`` or, when the batch is reached
-through other code (e.g. :meth:`~spectral_dcm.SpectralModel.predict_batch`), with the
-:func:`batch_integration` context manager.
+:func:`find_fixed_points_batch` (and :meth:`~spectral_dcm.SpectralModel.predict_batch`)
+with ``integrate=False``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,28 +23,6 @@ from ..errors import FixedPointError
 from .compile import CompiledModel
 
 logger = logging.getLogger(__name__)
-
-#: default of ``integrate`` in :func:`find_fixed_points_batch` (set by :func:`batch_integration`)
-_BATCH_INTEGRATE: ContextVar[bool] = ContextVar("batch_integrate", default=True)
-
-
-@contextmanager
-def batch_integration(enabled: bool) -> Iterator[None]:
-    """Within the block, :func:`find_fixed_points_batch` integrates to rest only if ``enabled``.
-
-    Sets the default of its ``integrate`` argument (an explicit argument still wins); the
-    previous default is restored on exit. Context-local, so safe with threads and asyncio.
-
-    Parameters
-    ----------
-    enabled : bool
-        Whether members that Newton's method cannot solve are retried by integrating to rest.
-    """
-    token = _BATCH_INTEGRATE.set(enabled)
-    try:
-        yield
-    finally:
-        _BATCH_INTEGRATE.reset(token)
 
 
 @dataclass
@@ -202,7 +176,7 @@ def find_fixed_point(
 
 
 def find_fixed_points_batch(
-    model: CompiledModel, thetas: np.ndarray, x0=None, *, tol: float = 1e-10, integrate: bool | None = None
+    model: CompiledModel, thetas: np.ndarray, x0=None, *, tol: float = 1e-10, integrate: bool = True
 ) -> np.ndarray:
     """Fixed points for a stack of parameter vectors ``thetas[K, p]``.
 
@@ -221,17 +195,15 @@ def find_fixed_points_batch(
         Starting state for every member; the spec's ``initial_state`` or zeros if None.
     tol : float
         Relative size of the last Newton step at convergence.
-    integrate : bool | None
-        Allow the slow integrate-to-rest fallback for members Newton cannot solve. None
-        takes the default set by :func:`batch_integration` (True outside such a block).
-        With False a member that damped Newton cannot solve from ``x0`` gets NaN.
+    integrate : bool
+        Allow the slow integrate-to-rest fallback for members Newton cannot solve. With
+        False a member that damped Newton cannot solve from ``x0`` gets NaN.
 
     Returns
     -------
     ndarray
         Equilibrium states ``[K, n_states]`` (NaN rows where none was found).
     """
-    integrate = _BATCH_INTEGRATE.get() if integrate is None else integrate
     thetas = np.asarray(thetas, dtype=float)
     n_batch = thetas.shape[0]
     if x0 is None:

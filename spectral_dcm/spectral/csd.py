@@ -248,7 +248,7 @@ class SpectralModel:
             lin.require_stable("the predicted CSD")
         return self.csd_from_linearisation(lin, theta)
 
-    def predict_batch(self, thetas) -> tuple[np.ndarray, np.ndarray]:
+    def predict_batch(self, thetas, *, integrate: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """CSDs for a stack ``thetas[K, p]``; returns ``(csd[K, f, c, c], ok[K])``.
 
         Members without a fixed point or with an unstable one get NaN spectra and
@@ -259,12 +259,16 @@ class SpectralModel:
         at once, to roots of ``det(sI - A∘exp(-sD)) = 0``, and a member whose refinement
         does not converge counts as unstable. The zero roots of linear conserved
         quantities (:func:`~spectral_dcm.model.linearise.conserved_count`) are set aside.
+        With ``integrate=False`` a member whose fixed point Newton's method cannot find
+        from the prior's fixed point is a failure too, instead of being retried by the
+        slow integrate-to-rest fallback of
+        :func:`~spectral_dcm.model.fixed_point.find_fixed_points_batch`.
         """
         thetas = self._check(np.atleast_2d(thetas))
         th_model = thetas[:, : self.n_model_params]
         if self._reference_state is None:  # continuation from the prior's fixed point
             self._reference_state = find_fixed_point(self.model, self.prior_mean()[: self.n_model_params]).x
-        x = find_fixed_points_batch(self.model, th_model, x0=self._reference_state)
+        x = find_fixed_points_batch(self.model, th_model, x0=self._reference_state, integrate=integrate)
         ok = np.all(np.isfinite(x), axis=1)
         x = np.where(ok[:, None], x, 0.0)
         u = np.zeros((1, self.model.n_inputs))
