@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from functools import reduce
+from functools import cached_property, reduce
 
 import numpy as np
 from scipy.sparse.csgraph import breadth_first_order
@@ -63,9 +63,9 @@ class NodeOperators:
     send: int
     x: np.ndarray
 
-    @property
+    @cached_property
     def K(self) -> np.ndarray:
-        """Coupling operator ``K = k e_send^T``."""
+        """Coupling operator ``K = k e_send^T`` (computed once)."""
         return np.outer(self.receive, np.eye(self.A.shape[0])[self.send])
 
 
