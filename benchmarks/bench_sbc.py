@@ -26,7 +26,7 @@ draws "unstable", which biased the draws and made Jansen–Rit fits stall).
 
 Usage::
 
-    python benchmarks/bench_sbc.py [--model cmc] [--draws 24] [--dof 60] [--alt erp] [--selection-draws 60]
+    python benchmarks/bench_sbc.py [--model cmc] [--draws 24] [--dof 60] [--alt erp] [--selection-draws 300]
     python benchmarks/bench_sbc.py --model thalamocortical --free T_AMPA,T_GABAA,... --draws 20 --alt ''
 """
 
@@ -51,7 +51,7 @@ parser.add_argument("--dof", type=float, default=60.0)
 parser.add_argument("--ranks", type=int, default=19, help="posterior draws per rank (L)")
 parser.add_argument("--seed", type=int, default=0)
 parser.add_argument("--alt", default="erp", help="alternative model for the selection experiment ('' to skip)")
-parser.add_argument("--selection-draws", type=int, default=60)
+parser.add_argument("--selection-draws", type=int, default=300)
 # 200 real dof = 100 complex: e.g. 100 non-overlapping 1-s Welch segments (1 Hz resolution), i.e. under 2 min of
 # artefact-free resting EEG, a conservative amount for "a few minutes" of recording
 parser.add_argument("--selection-dof", type=float, default=200.0, help="e.g. 100 one-second Welch segments")
