@@ -67,6 +67,7 @@ def bad_cases(tmp, recording):
         "unwritable": (["fit", recording, "--model", "jansen_rit", "--out", blocker / "x"], "cannot write to output"),
         "predict unknown model": (["predict", "nope_model", "--out", tmp / "p"], "nope_model"),
         "bad --set": (["predict", "jansen_rit", "--set", "C", "--out", tmp / "p"], "NAME=VALUE"),
+        "overflow": (["predict", "jansen_rit", "--set", "innov_amp_p=800", "--out", tmp / "p"], "CSD overflows"),
         "simulate bad name": (["simulate", "jansen_rit", "--out", tmp / "sim.edf"], "FIF file name"),
     }
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -9,6 +11,7 @@ import spectral_dcm.model.fixed_point as fixed_point
 from spectral_dcm import Input, ModelSpec, Output, Parameter, SpectralModel, State, compile_model
 from spectral_dcm.compat import spm
 from spectral_dcm.compat.spm import inversion
+from spectral_dcm.errors import NonFiniteError
 from spectral_dcm.inference import fit
 from spectral_dcm.inference.fitting import _batch_predictor
 from spectral_dcm.inference.likelihood import WhittleLikelihood
@@ -60,6 +63,19 @@ def test_batch_without_integration_marks_failures_nan(no_integration):
     assert np.all(np.isnan(x[[1, 3]])) and not no_integration
     fixed_point.find_fixed_points_batch(model, thetas[1:2], x0=np.array([1.0]))  # integrating is the default
     assert len(no_integration) == 1
+
+
+def test_overflowing_spectrum_is_a_failed_member_not_a_warning():
+    model = SpectralModel(fold(), FREQS)
+    theta = np.tile(model.prior_mean(), (2, 1))
+    theta[1, model.param_names.index("innov_amp_u")] = 800.0  # exp(800) overflows
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pred, ok = model.predict_batch(theta)
+    assert ok.tolist() == [True, False]
+    assert np.all(np.isfinite(pred[0])) and np.all(np.isnan(pred[1]))
+    with pytest.raises(NonFiniteError, match="overflows"):
+        model.predict(theta[1])
 
 
 def test_mcmc_predictor_skips_integration(no_integration):

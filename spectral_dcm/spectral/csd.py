@@ -18,7 +18,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..errors import ShapeError, UnknownParameterError, suggest
+from ..errors import NonFiniteError, ShapeError, UnknownParameterError, suggest
 from ..model.compile import CompiledModel, compile_model
 from ..model.fixed_point import find_fixed_point, find_fixed_points_batch
 from ..model.linearise import Linearisation, characteristic_roots, conserved_count, linearise, stability_abscissa
@@ -240,19 +240,24 @@ class SpectralModel:
 
         Raises :class:`~spectral_dcm.errors.UnstableError` at an unstable expansion point
         unless ``allow_unstable`` (then the resolvent is returned, which is not a
-        stationary spectrum).
+        stationary spectrum), and :class:`~spectral_dcm.errors.NonFiniteError` where the
+        spectrum overflows (e.g. an amplitude of exp(800)).
         """
         theta = self.prior_mean() if theta is None else self._check(theta)
         lin = self.linearise(theta)
         if not allow_unstable:
             lin.require_stable("the predicted CSD")
-        return self.csd_from_linearisation(lin, theta)
+        with np.errstate(all="ignore"):
+            G = self.csd_from_linearisation(lin, theta)
+        if not np.all(np.isfinite(G)):
+            raise NonFiniteError("the predicted CSD overflows at these parameters (not finite)")
+        return G
 
     def predict_batch(self, thetas, *, integrate: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """CSDs for a stack ``thetas[K, p]``; returns ``(csd[K, f, c, c], ok[K])``.
 
-        Members without a fixed point or with an unstable one get NaN spectra and
-        ``ok = False``. Stability is judged as in :meth:`predict`, from the
+        Members without a fixed point, with an unstable one or whose spectrum overflows
+        get NaN spectra and ``ok = False``. Stability is judged as in :meth:`predict`, from the
         characteristic roots of :func:`~spectral_dcm.model.linearise.characteristic_roots`:
         without delays (or with ``delays="none"``) the eigenvalues of A; with exact
         delays the rightmost ``n_delayed_roots`` of them are refined, for the whole batch
@@ -289,6 +294,8 @@ class SpectralModel:
             abscissa[doubt] = stability_abscissa(roots[doubt], conserved_count(A[idx], B[idx]))
             ok[ok] = abscissa < 0
         lin = Linearisation(A=A, B=B, C=C, D=D, x=x, theta=th_model, eigenvalues=np.empty(0))
-        G = self.csd_from_linearisation(lin, thetas)
+        with np.errstate(all="ignore"):  # overflow at extreme parameters: a failed member, not a warning
+            G = self.csd_from_linearisation(lin, thetas)
+        ok &= np.all(np.isfinite(G.reshape(len(G), -1)), axis=1)
         G[~ok] = np.nan
         return G, ok
