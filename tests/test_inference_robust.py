@@ -6,12 +6,13 @@ import warnings
 
 import numpy as np
 import pytest
+import sympy as sp
 
 import spectral_dcm.model.fixed_point as fixed_point
 from spectral_dcm import Input, ModelSpec, Output, Parameter, SpectralModel, State, compile_model
 from spectral_dcm.compat import spm
 from spectral_dcm.compat.spm import inversion
-from spectral_dcm.errors import NonFiniteError
+from spectral_dcm.errors import FixedPointError, NonFiniteError
 from spectral_dcm.inference import fit
 from spectral_dcm.inference.fitting import _batch_predictor
 from spectral_dcm.inference.likelihood import WhittleLikelihood
@@ -44,10 +45,44 @@ def no_integration(monkeypatch):
 
     def forbidden(*args, **kwargs):
         calls.append(args)
-        raise RuntimeError("integrate-to-rest fallback called")
+        raise FixedPointError("integrate-to-rest fallback called")
 
-    monkeypatch.setattr(fixed_point, "solve_ivp", forbidden)
+    monkeypatch.setattr(fixed_point, "_integrate_to_rest", forbidden)
     return calls
+
+
+def drift(k: float) -> ModelSpec:
+    """``x' = 2 + sin(k x) − c x``: one stable equilibrium for ``c > 0``; none for ``c = 0``, where x drifts."""
+    x = State("x")
+    c = Parameter("c", 0.0, "1", transform="linear", prior_var=1.0)
+    return ModelSpec(
+        "drift",
+        [x],
+        [c],
+        [Input("u")],
+        [Output("y")],
+        flow=[2 + sp.sin(k * x.symbol) - c.symbol * x.symbol],
+        output=[x.symbol],
+        initial_state=[0.0],
+    )
+
+
+def test_integrate_to_rest_reaches_the_stable_equilibrium():
+    # x' = 2 + sin(x) − x/2 has one equilibrium (x ≈ 4.8, stable); 30 s of flow from 0 end there
+    model = compile_model(drift(1.0))
+    theta, u = np.array([0.5]), np.zeros(1)
+    x_end = fixed_point._integrate_to_rest(model, theta, u, np.array([0.0]), t_rest=30.0)
+    assert abs(model.flow(x_end, theta, u)[0]) < 1e-6
+    np.testing.assert_allclose(x_end, fixed_point.find_fixed_point(model, theta).x, atol=1e-6)
+
+
+def test_integrate_to_rest_has_a_step_budget(monkeypatch):
+    # x' = 2 + sin(1e4 x) has no equilibrium; the solver needs ~1e-4-wide steps along the drift, so an
+    # unbounded integration over t_rest = 10 s would take ~10^5-10^6 steps (and, storing them, the memory)
+    model = compile_model(drift(1e4))
+    monkeypatch.setattr(fixed_point, "MAX_REST_STEPS", 2000)
+    with pytest.raises(FixedPointError, match="over 2000 solver steps"):
+        fixed_point.find_fixed_point(model, [0.0])
 
 
 def test_invert_case_is_exported_from_compat_spm():

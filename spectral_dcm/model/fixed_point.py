@@ -14,15 +14,19 @@ with ``integrate=False``.
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.integrate import solve_ivp
+from scipy.integrate import LSODA
 
 from ..errors import FixedPointError
 from .compile import CompiledModel
 
 logger = logging.getLogger(__name__)
+
+#: solver steps allowed to the integrate-to-rest fallback
+MAX_REST_STEPS = 50_000
 
 
 @dataclass
@@ -144,28 +148,7 @@ def find_fixed_point(
             "and the integrate-to-rest fallback is disabled"
         )
     logger.debug("Newton did not converge for %r (residual %.3g); integrating to rest", model.spec.name, res)
-    bound = 1e6 * max(1.0, float(np.max(np.abs(x0))))
-
-    def escaped(t, y):  # finite-time blow-up: stop instead of chasing it with ever smaller steps
-        return bound - np.max(np.abs(y))
-
-    escaped.terminal = True
-    try:
-        sol = solve_ivp(
-            lambda t, y: model.flow(y, theta, u),
-            (0.0, t_rest),
-            x0,
-            method="LSODA",
-            jac=lambda t, y: model.dfdx(y, theta, u),
-            rtol=1e-8,
-            atol=1e-10,
-            events=escaped,
-        )
-        x_end = sol.y[:, -1]
-    except Exception as exc:  # the flow may overflow far from rest
-        raise FixedPointError(f"model {model.spec.name!r}: no fixed point (integration failed: {exc})") from exc
-    if sol.status == 1 or not np.all(np.isfinite(x_end)):
-        raise FixedPointError(f"model {model.spec.name!r}: no fixed point (integration diverged)")
+    x_end = _integrate_to_rest(model, theta, u, x0, t_rest)
     x, res, it2, ok = _newton(model, x_end, theta, u, max_iter, tol)
     if ok and res < 1e-6 * max(1.0, np.max(np.abs(x))):
         return FixedPoint(x, res, it + it2, "integrate+newton")
@@ -173,6 +156,47 @@ def find_fixed_point(
         f"model {model.spec.name!r}: no fixed point found (Newton residual {res:.3g} after integrating "
         f"{t_rest:g} s to rest; the model may sit on a limit cycle at these parameters)"
     )
+
+
+def _integrate_to_rest(model: CompiledModel, theta: np.ndarray, u: np.ndarray, x0: np.ndarray, t_rest: float):
+    """State after integrating the flow for ``t_rest`` s from ``x0`` (LSODA, analytic Jacobian).
+
+    At most ``MAX_REST_STEPS`` solver steps: near a fast oscillation or a stiff blow-up
+    the step size collapses, and an unbounded integration would run for minutes (and,
+    keeping its trajectory, fill gigabytes). Raises :class:`FixedPointError` when the
+    solver fails, the state escapes (``|x| > 1e6 max(1, |x0|)``, a finite-time blow-up)
+    or the step budget runs out.
+    """
+    name = model.spec.name
+    bound = 1e6 * max(1.0, float(np.max(np.abs(x0))))
+    with warnings.catch_warnings(), np.errstate(all="ignore"):  # the outcome is judged below, not warned
+        warnings.simplefilter("ignore")
+        solver = LSODA(
+            lambda t, y: model.flow(y, theta, u),
+            0.0,
+            x0,
+            t_rest,
+            jac=lambda t, y: model.dfdx(y, theta, u),
+            rtol=1e-8,
+            atol=1e-10,
+        )
+        for _ in range(MAX_REST_STEPS):
+            if solver.status != "running":
+                break
+            try:
+                message = solver.step()
+            except Exception as exc:  # the flow may overflow far from rest
+                raise FixedPointError(f"model {name!r}: no fixed point (integration failed: {exc})") from exc
+            if solver.status == "failed" or not np.all(np.isfinite(solver.y)):
+                raise FixedPointError(f"model {name!r}: no fixed point (integration failed: {message})")
+            if np.max(np.abs(solver.y)) > bound:
+                raise FixedPointError(f"model {name!r}: no fixed point (integration diverged)")
+    if solver.status != "finished":
+        raise FixedPointError(
+            f"model {name!r}: no fixed point (integrating to rest took over {MAX_REST_STEPS} solver steps "
+            f"before t = {solver.t:.3g} s; the model may oscillate fast at these parameters)"
+        )
+    return solver.y
 
 
 def find_fixed_points_batch(
