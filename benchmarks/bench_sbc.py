@@ -51,6 +51,7 @@ parser.add_argument("--dof", type=float, default=60.0)
 parser.add_argument("--ranks", type=int, default=19, help="posterior draws per rank (L)")
 parser.add_argument("--seed", type=int, default=0)
 parser.add_argument("--tol", type=float, default=None, help="variational Laplace tolerance on F (default: fit's)")
+parser.add_argument("--fit-restarts", type=int, default=0, help="extra variational Laplace starts per calibration fit")
 parser.add_argument("--alt", default="erp", help="alternative model for the selection experiment ('' to skip)")
 parser.add_argument("--selection-draws", type=int, default=300)
 # 200 real dof = 100 complex: e.g. 100 non-overlapping 1-s Welch segments (1 Hz resolution), i.e. under 2 min of
@@ -111,8 +112,11 @@ if args.draws:
         theta, data, n_skip = simulate(model, args.dof)
         skipped += n_skip
         # the true amplitudes are drawn from the uncentred prior, so fit with that prior (no centring)
+        options = {"restarts": args.fit_restarts, "seed": len(covered)}
+        if args.tol is not None:
+            options["tol"] = args.tol
         try:
-            res = fit(model, data, likelihood="whittle", centre=False, **({} if args.tol is None else {"tol": args.tol}))
+            res = fit(model, data, likelihood="whittle", centre=False, **options)
         except SpectralDCMError:
             errors += 1
             continue
