@@ -171,26 +171,28 @@ def _integrate_to_rest(model: CompiledModel, theta: np.ndarray, u: np.ndarray, x
     bound = 1e6 * max(1.0, float(np.max(np.abs(x0))))
     with warnings.catch_warnings(), np.errstate(all="ignore"):  # the outcome is judged below, not warned
         warnings.simplefilter("ignore")
-        solver = LSODA(
-            lambda t, y: model.flow(y, theta, u),
-            0.0,
-            x0,
-            t_rest,
-            jac=lambda t, y: model.dfdx(y, theta, u),
-            rtol=1e-8,
-            atol=1e-10,
-        )
-        for _ in range(MAX_REST_STEPS):
-            if solver.status != "running":
-                break
-            try:
+        try:
+            solver = LSODA(
+                lambda t, y: model.flow(y, theta, u),
+                0.0,
+                x0,
+                t_rest,
+                jac=lambda t, y: model.dfdx(y, theta, u),
+                rtol=1e-8,
+                atol=1e-10,
+            )
+            for _ in range(MAX_REST_STEPS):
+                if solver.status != "running":
+                    break
                 message = solver.step()
-            except Exception as exc:  # the flow may overflow far from rest
-                raise FixedPointError(f"model {name!r}: no fixed point (integration failed: {exc})") from exc
-            if solver.status == "failed" or not np.all(np.isfinite(solver.y)):
-                raise FixedPointError(f"model {name!r}: no fixed point (integration failed: {message})")
-            if np.max(np.abs(solver.y)) > bound:
-                raise FixedPointError(f"model {name!r}: no fixed point (integration diverged)")
+                if solver.status == "failed" or not np.all(np.isfinite(solver.y)):
+                    raise FixedPointError(f"model {name!r}: no fixed point (integration failed: {message})")
+                if np.max(np.abs(solver.y)) > bound:
+                    raise FixedPointError(f"model {name!r}: no fixed point (integration diverged)")
+        except FixedPointError:
+            raise
+        except Exception as exc:  # the flow may overflow far from rest
+            raise FixedPointError(f"model {name!r}: no fixed point (integration failed: {exc})") from exc
     if solver.status != "finished":
         raise FixedPointError(
             f"model {name!r}: no fixed point (integrating to rest took over {MAX_REST_STEPS} solver steps "
