@@ -25,8 +25,8 @@ from .compile import CompiledModel
 
 logger = logging.getLogger(__name__)
 
-#: solver steps allowed to the integrate-to-rest fallback
-MAX_REST_STEPS = 50_000
+#: solver steps allowed to the integrate-to-rest fallback (LaNMM presets take 80 000-100 000 over 10 s)
+MAX_REST_STEPS = 300_000
 
 
 @dataclass
