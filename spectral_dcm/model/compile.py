@@ -180,6 +180,28 @@ def compile_model(spec: ModelSpec, *, gradients: bool = False, use_cache: bool =
     return compiled
 
 
+def checked_theta(spec: ModelSpec, theta: np.ndarray | None) -> np.ndarray:
+    """θ of ``spec`` as a float array, the prior mean if None; bad shapes and NaN raise naming the model.
+
+    Raises
+    ------
+    ShapeError
+        If the last axis of ``theta`` is not ``spec.n_params`` long.
+    NonFiniteError
+        If any value is NaN or infinite (the message names the parameters).
+    """
+    if theta is None:
+        return spec.prior_mean()
+    theta = np.asarray(theta, dtype=float)
+    if theta.shape[-1:] != (spec.n_params,):
+        raise ShapeError(f"model {spec.name!r} expects {spec.n_params} parameters, got an array of shape {theta.shape}")
+    if not np.all(np.isfinite(theta)):
+        bad_columns = (~np.isfinite(theta.reshape(-1, spec.n_params))).any(0)
+        bad = [spec.param_names[i] for i in np.flatnonzero(bad_columns)]
+        raise NonFiniteError(f"non-finite parameter values for {bad}")
+    return theta
+
+
 class CompiledModel:
     """Numeric functions of a model, derived from its :class:`ModelSpec`.
 
@@ -204,18 +226,7 @@ class CompiledModel:
     # -- argument handling ---------------------------------------------------------
     def check_theta(self, theta: np.ndarray | None) -> np.ndarray:
         """Return θ as a float array, the prior mean if None; reject bad shapes and NaN."""
-        if theta is None:
-            return self.spec.prior_mean()
-        theta = np.asarray(theta, dtype=float)
-        if theta.shape[-1:] != (self.n_params,):
-            raise ShapeError(
-                f"model {self.spec.name!r} expects {self.n_params} parameters, got an array of shape {theta.shape}"
-            )
-        if not np.all(np.isfinite(theta)):
-            bad_columns = (~np.isfinite(theta.reshape(-1, self.n_params))).any(0)
-            bad = [self.spec.param_names[i] for i in np.flatnonzero(bad_columns)]
-            raise NonFiniteError(f"non-finite parameter values for {bad}")
-        return theta
+        return checked_theta(self.spec, theta)
 
     def _call(self, name: str, x, u, theta) -> np.ndarray:
         theta = np.asarray(theta, dtype=float)

@@ -172,6 +172,7 @@ def _integrate_to_rest(model: CompiledModel, theta: np.ndarray, u: np.ndarray, x
     bound = 1e6 * max(1.0, float(np.max(np.abs(x0))))
     with warnings.catch_warnings(), np.errstate(all="ignore"):  # the outcome is judged below, not warned
         warnings.simplefilter("ignore")
+        problem = None
         try:
             solver = LSODA(
                 lambda t, y: model.flow(y, theta, u),
@@ -187,13 +188,15 @@ def _integrate_to_rest(model: CompiledModel, theta: np.ndarray, u: np.ndarray, x
                     break
                 message = solver.step()
                 if solver.status == "failed" or not np.all(np.isfinite(solver.y)):
-                    raise FixedPointError(f"model {name!r}: no fixed point (integration failed: {message})")
-                if np.max(np.abs(solver.y)) > bound:
-                    raise FixedPointError(f"model {name!r}: no fixed point (integration diverged)")
-        except FixedPointError:
-            raise
+                    problem = f"integration failed: {message}"
+                elif np.max(np.abs(solver.y)) > bound:
+                    problem = "integration diverged"
+                if problem:
+                    break
         except Exception as exc:  # the flow may overflow far from rest
             raise FixedPointError(f"model {name!r}: no fixed point (integration failed: {exc})") from exc
+    if problem:
+        raise FixedPointError(f"model {name!r}: no fixed point ({problem})")
     if solver.status != "finished":
         raise FixedPointError(
             f"model {name!r}: no fixed point (integrating to rest took over {MAX_REST_STEPS} solver steps "

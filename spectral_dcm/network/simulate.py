@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import NonFiniteError, ShapeError
-from ..model.compile import compile_model
+from ..errors import ShapeError
+from ..model.compile import checked_theta, compile_model
 from ..model.fixed_point import find_fixed_point
 from ..model.spec import ModelSpec
 from ..simulate import Simulation, simulate
@@ -58,14 +58,7 @@ class NodewiseNetwork:
 
     def check_theta(self, theta) -> np.ndarray:
         """Network θ as a float array (the prior mean if None); bad shapes and NaN are rejected."""
-        if theta is None:
-            return self.spec.prior_mean()
-        theta = np.asarray(theta, dtype=float)
-        if theta.shape[-1:] != (self.n_params,):
-            raise ShapeError(f"network {self.spec.name!r} expects {self.n_params} parameters, got shape {theta.shape}")
-        if not np.all(np.isfinite(theta)):
-            raise NonFiniteError(f"non-finite parameter values for network {self.spec.name!r}")
-        return theta
+        return checked_theta(self.spec, theta)
 
     def delays(self, theta) -> None:
         """No conduction delays (see the class docstring)."""
