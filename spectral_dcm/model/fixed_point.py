@@ -58,6 +58,8 @@ def _newton(model: CompiledModel, x: np.ndarray, theta, u, max_iter: int, tol: f
         if not np.all(np.isfinite(f)):
             return x, np.inf, it, False
         jac = model.dfdx(x, theta, u)
+        if not np.all(np.isfinite(jac)):  # also keeps NaN out of LAPACK, which prints to stdout about it
+            return x, np.inf, it, False
         try:
             step = np.linalg.solve(jac, -f)
         except np.linalg.LinAlgError:
