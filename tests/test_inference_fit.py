@@ -196,3 +196,49 @@ def test_mcmc_agrees_with_laplace_and_is_reproducible(osc_model):
     assert "ess_bulk_min" in mc.summary()["diagnostics"]
     again = fit(osc_model, data, method="mcmc", likelihood="whittle", seed=3, **opts)
     np.testing.assert_array_equal(again.samples, mc.samples)
+
+
+def signed_output_oscillator() -> ModelSpec:
+    """The damped oscillator observed through a signed weight ``y = w x``: the CSD ∝ w², so ±w fit equally well."""
+    spec = oscillator()
+    w = Parameter("w", 0.2, "1", transform="linear", prior_var=1.0)
+    x = spec.states[0].symbol
+    return ModelSpec(
+        "signed_osc", spec.states, [*spec.parameters, w], spec.inputs, spec.outputs, spec.flow, [w.symbol * x]
+    )
+
+
+@pytest.fixture(scope="module")
+def bimodal():
+    """A fit with two sign-flipped modes (the innovation amplitude fixed, so |w| is identified), and its data."""
+    model = SpectralModel(signed_output_oscillator(), FREQS, priors={**FIXED, "innov_amp_u": (0.0, 0.0)})
+    data = simulated(model, truth={**TRUE, "w": 1.0})
+    return model, data, fit(model, data, likelihood="whittle", restarts=6, seed=0)
+
+
+def test_restarts_report_distinct_modes_with_their_share_of_the_mass(bimodal):
+    _, _, res = bimodal
+    modes = res.diagnostics["modes"]
+    assert len(modes) == 2, modes
+    w = [m["mean"]["w"] for m in modes]
+    assert w[0] * w[1] < 0 and abs(w[0] + w[1]) < 0.05 * abs(w[0])  # mirror images
+    # the prior (mean 0.2) favours the positive mode: it is the best one, and the shares are exp(F) normalised
+    assert w[0] > 0 and modes[0]["free_energy"] > modes[1]["free_energy"]
+    dF = modes[0]["free_energy"] - modes[1]["free_energy"]
+    np.testing.assert_allclose([m["weight"] for m in modes], [1 / (1 + np.exp(-dF)), 1 / (1 + np.exp(dF))])
+    assert res.mean[res.param_names.index("w")] == pytest.approx(w[0])
+    assert "2 posterior modes" in res.message
+
+
+def test_mcmc_visits_every_mode_restarts_found(bimodal):
+    model, data, res = bimodal
+    share = res.diagnostics["modes"][1]["weight"]
+    opts = {"n_walkers": 32, "n_steps": 600, "burn": 100, "moves": "laplace-de"}
+    mc = fit(model, data, method="mcmc", likelihood="whittle", restarts=6, seed=0, **opts)
+    negative = np.mean(mc.samples[:, mc.param_names.index("w")] < 0)
+    # the two modes are mirror images, so exp(F) shares are accurate; 16 000 draws, mode jumps every few steps
+    assert negative == pytest.approx(share, abs=0.06), (negative, share)
+    assert mc.diagnostics["n_modes"] == 2
+    # without the restarts the walkers start in one mode and local moves never leave it
+    local = fit(model, data, method="mcmc", likelihood="whittle", seed=0, **{**opts, "moves": "de"})
+    assert np.mean(local.samples[:, local.param_names.index("w")] < 0) in (0.0, 1.0)

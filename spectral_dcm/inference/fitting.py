@@ -62,6 +62,22 @@ def _batch_predictor(model: SpectralModel, prior: Prior, *, integrate: bool = Tr
     return predict
 
 
+#: optima of the restarts more than this many posterior sd apart (Mahalanobis) are distinct modes
+MODE_SEPARATION = 3.0
+
+
+def _distinct_modes(fits: list[LaplaceResult]) -> list[LaplaceResult]:
+    """The best fit and every converged fit that is not within ``MODE_SEPARATION`` of a better one; best first."""
+    modes: list[LaplaceResult] = []
+    for r in sorted(fits, key=lambda r: -r.free_energy):
+        if modes and not r.converged:
+            continue
+        distances = [np.sqrt((r.p - m.p) @ np.linalg.solve(m.cov, r.p - m.p)) for m in modes]
+        if all(d > MODE_SEPARATION for d in distances):
+            modes.append(r)
+    return modes
+
+
 def _laplace_with_restarts(
     predict: PredictBatch,
     prior: Prior,
@@ -71,11 +87,12 @@ def _laplace_with_restarts(
     max_iter: int,
     progress: bool,
     tol: float,
-) -> LaplaceResult:
+) -> tuple[LaplaceResult, list[LaplaceResult]]:
     """Variational Laplace from the prior mean and from ``restarts`` prior draws; the highest F wins.
 
     Starts whose prediction is unstable are redrawn (at most 10 tries each). The
     iteration counts and run times of all starts are summed into the returned result.
+    Also returns the distinct modes found (:func:`_distinct_modes`, the best first).
     """
     fits = [variational_laplace(predict, prior.var[prior.free], lik, max_iter=max_iter, progress=progress, tol=tol)]
     rng = np.random.default_rng(seed)
@@ -88,12 +105,27 @@ def _laplace_with_restarts(
                 break
             except UnstableError:
                 continue
-    best = max(fits, key=lambda r: r.free_energy)
+    modes = _distinct_modes(fits)
+    best = modes[0]
     if len(fits) > 1:
         best.iterations = sum(r.iterations for r in fits)
         best.runtime_s = sum(r.runtime_s for r in fits)
         best.message += f" (best of {len(fits)} starts, F = {', '.join(f'{r.free_energy:.1f}' for r in fits)})"
-    return best
+    return best, modes
+
+
+def _mode_table(modes: list[LaplaceResult], prior: Prior) -> list[dict]:
+    """Free energy, share of the mass ``exp(F_k) / Σ exp(F)`` and free-parameter means of each mode."""
+    F = np.array([m.free_energy for m in modes])
+    weights = np.exp(F - F.max()) / np.sum(np.exp(F - F.max()))
+    return [
+        {
+            "free_energy": float(m.free_energy),
+            "weight": float(w),
+            "mean": dict(zip(prior.free_names, map(float, prior.mean[prior.free] + m.p), strict=True)),
+        }
+        for m, w in zip(modes, weights, strict=True)
+    ]
 
 
 def fit(
@@ -136,7 +168,11 @@ def fit(
         the predicted increase of F (SPM: 0.1; MCMC default 1e-3 so the walkers start at
         the mode); ``restarts`` (0): further variational Laplace runs from draws of the
         prior (seeded by ``seed``), keeping the one with the highest F — guards against
-        local optima when the truth may be far from the prior mean; MCMC: ``n_walkers``,
+        local optima when the truth may be far from the prior mean; converged optima more
+        than ``MODE_SEPARATION`` posterior sd apart are reported as distinct modes
+        (``diagnostics["modes"]``: F, share of the mass by ``exp(F)``, means), and MCMC
+        starts its walkers from, and with ``moves="laplace-de"`` proposes from, the
+        mixture of their Laplace approximations; MCMC: ``n_walkers``,
         ``n_steps`` (2000), ``burn`` (n_steps // 4), ``thin`` (1), ``moves`` ("de"; or
         "laplace-de", "stretch"),
         ``target_ess`` and ``max_steps`` — see
@@ -165,7 +201,15 @@ def fit(
     free = prior.free
     predict = _batch_predictor(model, prior)
     tol = options.get("tol", 1e-3 if method == "mcmc" else 0.1)
-    vl = _laplace_with_restarts(predict, prior, lik, options.get("restarts", 0), seed, max_iter, progress, tol)
+    vl, modes = _laplace_with_restarts(predict, prior, lik, options.get("restarts", 0), seed, max_iter, progress, tol)
+    mode_table = _mode_table(modes, prior)
+    if len(modes) > 1:
+        shares = ", ".join(f"{row['weight']:.3f}" for row in mode_table)
+        vl.message += (
+            f"; {len(modes)} posterior modes (F = {', '.join(f'{m.free_energy:.1f}' for m in modes)}; shares of the "
+            f"mass by exp(F): {shares}); the Laplace posterior describes the best one"
+        )
+        logger.warning("%s", vl.message)
     mean = prior.expand(vl.p)
     cov = np.zeros((prior.mean.size,) * 2)
     cov[np.ix_(free, free)] = vl.cov
@@ -188,7 +232,7 @@ def fit(
         predicted=vl.prediction,
         message=vl.message,
         transforms=[p.transform for p in model.parameters],
-        diagnostics={"free_energy_components": vl.components},
+        diagnostics={"free_energy_components": vl.components, "modes": mode_table},
         model=model,
         likelihood=lik,
     )
@@ -210,6 +254,7 @@ def fit(
             prior.free_names,
             seed=seed,
             progress=progress,
+            other_modes=[(m.p, m.cov, row["weight"]) for m, row in zip(modes[1:], mode_table[1:], strict=True)],
             **{k: options[k] for k in _MCMC_OPTIONS if k in options},
         )
         chains = prior.expand(mc.chains)

@@ -16,6 +16,11 @@ damped-oscillator test model it gave about 1.5× the bulk ESS per second of ``"d
 in whitened coordinates has eigenvalues 0.4–11 and draws reach 10–20 whitened units)
 the acceptance is 0.09, a few walkers accept nothing for hundreds of steps and the
 walkers-as-chains R-hat stays ≈ 1.4 as with ``"de"``, so it is not the default.
+When variational Laplace restarts found several posterior modes (``other_modes``), the
+walkers start from the mixture of their Laplace approximations, weighted by ``exp(F)``,
+and the independence move proposes from that mixture, so walkers jump between modes;
+local moves alone stay in the mode they start in (1-source CMC has a second mode with
+about 4 % of the mass, which DE runs started at the best mode never visit).
 The log-posterior is evaluated for a whole half-ensemble at once
 (``vectorize=True``) through the model's batched prediction; an unstable or non-finite
 prediction has log-probability −inf. For the Gaussian (SPM) likelihood the log-precision
@@ -40,6 +45,7 @@ from dataclasses import dataclass
 
 import emcee
 import numpy as np
+from scipy.special import logsumexp
 
 from .posterior import ess_rhat
 
@@ -67,19 +73,22 @@ class MCMCResult:
 
 
 class IndependenceMove(emcee.moves.MHMove):
-    """Independence Metropolis–Hastings move with a fixed multivariate Student-t proposal.
+    """Independence Metropolis–Hastings move with a fixed multivariate Student-t (mixture) proposal.
 
-    Every walker independently proposes ``z' = scale · g / sqrt(w)`` with
-    ``g ~ N(0, I)`` and ``w ~ χ²(df) / df`` — a Student-t centred at the origin, i.e. a
-    heavy-tailed version of the Laplace posterior in whitened coordinates — and accepts it
-    with the Metropolis–Hastings probability
+    Every walker independently proposes ``z' = c_k + scale · R_k g / sqrt(w)`` with the
+    component ``k`` drawn with probability ``weights[k]``, ``g ~ N(0, I)`` and
+    ``w ~ χ²(df) / df`` — a mixture of Student-t's; by default one component centred at the
+    origin with ``R = I``, i.e. a heavy-tailed version of the Laplace posterior in whitened
+    coordinates — and accepts it with the Metropolis–Hastings probability
     ``min(1, π(z') q(z) / (π(z) q(z')))``. The proposal does not depend on the current
     position, so the move is exact MCMC for any target whatever the quality of the
     Laplace approximation; a good approximation only makes it efficient (high acceptance,
     nearly independent successive draws). The Student-t tails make the importance ratio
     ``π / q`` less extreme than a Gaussian proposal would where the target has heavier
     tails than its Laplace approximation (a walker at a point of large ``π / q`` is
-    rarely moved by this move).
+    rarely moved by this move). With several components (the Laplace approximations of
+    several posterior modes) walkers can jump between modes, which the local
+    differential-evolution moves almost never do.
 
     Parameters
     ----------
@@ -87,29 +96,66 @@ class IndependenceMove(emcee.moves.MHMove):
         Degrees of freedom of the Student-t proposal.
     scale : float
         Scale of the proposal relative to the unit-variance whitened Laplace posterior.
+    centres : ndarray | None
+        Component centres ``[m, n]`` (default: one at the origin).
+    roots : ndarray | None
+        Lower-triangular square roots ``R_k`` of the component covariances ``[m, n, n]``
+        (default: identities).
+    weights : ndarray | None
+        Component probabilities ``[m]`` (default: equal).
     """
 
-    def __init__(self, df: float = 7.0, scale: float = 1.2) -> None:
+    def __init__(
+        self,
+        df: float = 7.0,
+        scale: float = 1.2,
+        *,
+        centres: np.ndarray | None = None,
+        roots: np.ndarray | None = None,
+        weights: np.ndarray | None = None,
+    ) -> None:
         if df <= 0 or scale <= 0:
             raise ValueError(f"df and scale must be positive, not {df!r} and {scale!r}")
         self.df = float(df)
         self.scale = float(scale)
+        self.centres = None if centres is None else np.atleast_2d(np.asarray(centres, float))
+        m = 1 if self.centres is None else len(self.centres)
+        self.roots = None if roots is None else np.asarray(roots, float).reshape(m, *np.shape(roots)[-2:])
+        self.weights = np.full(m, 1 / m) if weights is None else np.asarray(weights, float) / np.sum(weights)
+        if self.weights.shape != (m,) or np.any(self.weights < 0):
+            raise ValueError(f"weights must be {m} non-negative numbers, not {weights!r}")
         super().__init__(self._propose)
+
+    def _components(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        m = self.weights.size
+        centres = np.zeros((m, n)) if self.centres is None else self.centres
+        roots = np.broadcast_to(np.eye(n), (m, n, n)) if self.roots is None else self.roots
+        return centres, roots
 
     def log_proposal(self, z: np.ndarray) -> np.ndarray:
         """Log-density of the proposal at ``z[..., n]``, up to a constant."""
         n = z.shape[-1]
-        return -0.5 * (self.df + n) * np.log1p(np.sum(z**2, axis=-1) / (self.df * self.scale**2))
+        centres, roots = self._components(n)
+        log_terms = []
+        for c, r, w in zip(centres, roots, self.weights, strict=True):
+            u = np.linalg.solve(r, np.moveaxis(z - c, -1, 0).reshape(n, -1)).T.reshape(z.shape)
+            log_det = np.sum(np.log(np.abs(np.diag(r))))
+            maha = np.sum(u**2, axis=-1) / (self.df * self.scale**2)
+            log_terms.append(np.log(w) - log_det - 0.5 * (self.df + n) * np.log1p(maha))
+        return logsumexp(np.stack(log_terms), axis=0)
 
     def _propose(self, coords: np.ndarray, random: np.random.RandomState) -> tuple[np.ndarray, np.ndarray]:
         """Draw one proposal per walker; return it and ``log q(current) − log q(proposal)``."""
         k, n = coords.shape
+        centres, roots = self._components(n)
+        which = random.choice(self.weights.size, size=k, p=self.weights) if self.weights.size > 1 else np.zeros(k, int)
         w = random.chisquare(self.df, size=k) / self.df
-        proposal = self.scale * random.standard_normal((k, n)) / np.sqrt(w)[:, None]
+        g = self.scale * random.standard_normal((k, n)) / np.sqrt(w)[:, None]
+        proposal = centres[which] + np.einsum("kij,kj->ki", roots[which], g)
         return proposal, self.log_proposal(coords) - self.log_proposal(proposal)
 
 
-def ensemble_moves(kind: str) -> list[tuple[emcee.moves.Move, float]]:
+def ensemble_moves(kind: str, independence: IndependenceMove | None = None) -> list[tuple[emcee.moves.Move, float]]:
     """emcee moves by name.
 
     Parameters
@@ -118,6 +164,8 @@ def ensemble_moves(kind: str) -> list[tuple[emcee.moves.Move, float]]:
         ``"laplace-de"``: :class:`IndependenceMove` (Student-t around the Laplace
         posterior) 60 %, differential evolution 30 % and DE snooker 10 %; ``"de"``: DE
         80 % + DE snooker 20 %; ``"stretch"``: emcee's default stretch move.
+    independence : IndependenceMove | None
+        The independence move of ``"laplace-de"`` (default: ``IndependenceMove()``).
 
     Returns
     -------
@@ -125,7 +173,8 @@ def ensemble_moves(kind: str) -> list[tuple[emcee.moves.Move, float]]:
         The ``moves`` argument of :class:`emcee.EnsembleSampler`.
     """
     if kind == "laplace-de":
-        return [(IndependenceMove(), 0.6), (emcee.moves.DEMove(), 0.3), (emcee.moves.DESnookerMove(), 0.1)]
+        move = independence or IndependenceMove()
+        return [(move, 0.6), (emcee.moves.DEMove(), 0.3), (emcee.moves.DESnookerMove(), 0.1)]
     if kind == "de":
         return [(emcee.moves.DEMove(), 0.8), (emcee.moves.DESnookerMove(), 0.2)]
     if kind == "stretch":
@@ -133,12 +182,25 @@ def ensemble_moves(kind: str) -> list[tuple[emcee.moves.Move, float]]:
     raise ValueError(f"moves must be 'laplace-de', 'de' or 'stretch', not {kind!r}")
 
 
-def _initial_ball(log_prob_z: Callable, n_walkers: int, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Standard-normal draws (the Laplace posterior in whitened coordinates) with finite log-probability."""
+def _initial_ball(
+    log_prob_z: Callable,
+    n_walkers: int,
+    centres: np.ndarray,
+    roots: np.ndarray,
+    weights: np.ndarray,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Draws of the Gaussian mixture ``Σ_k weights[k] N(centres[k], roots[k] roots[k]ᵀ)`` with finite log-probability.
+
+    With one component at the origin with ``roots = I`` (no other modes) these are
+    standard-normal draws: the Laplace posterior in whitened coordinates.
+    """
+    n = centres.shape[-1]
     init = np.empty((n_walkers, n))
     filled = 0
     for _ in range(100):  # redraw walkers that start at an invalid point
-        cand = rng.standard_normal((n_walkers, n))
+        which = rng.choice(weights.size, size=n_walkers, p=weights) if weights.size > 1 else np.zeros(n_walkers, int)
+        cand = centres[which] + np.einsum("kij,kj->ki", roots[which], rng.standard_normal((n_walkers, n)))
         good = cand[np.isfinite(log_prob_z(cand))][: n_walkers - filled]
         init[filled : filled + len(good)] = good
         filled += len(good)
@@ -162,6 +224,7 @@ def sample(
     max_steps: int | None = None,
     seed: int | None = None,
     progress: bool = False,
+    other_modes: list[tuple[np.ndarray, np.ndarray, float]] | None = None,
 ) -> MCMCResult:
     """Run emcee in Laplace-whitened coordinates, starting from draws of ``N(mean, cov)``.
 
@@ -194,6 +257,12 @@ def sample(
         Seed of the initial positions and of emcee's random state (reproducible runs).
     progress : bool
         emcee's tqdm progress bar.
+    other_modes : list of (mean, cov, weight) | None
+        Laplace approximations of further posterior modes and their share of the mass
+        (e.g. ``exp(F_k)`` normalised over the modes; the weight of ``mean, cov`` is one
+        minus their sum). The walkers start from the mixture of all modes, and the
+        independence move of ``moves="laplace-de"`` proposes from it, so walkers can jump
+        between modes. Without them a local sampler stays in the mode it starts in.
 
     Returns
     -------
@@ -214,9 +283,17 @@ def sample(
     def kept_chains() -> np.ndarray:  # [n_walkers, n_kept, n] in the original coordinates
         return mean + np.swapaxes(sampler.get_chain(discard=burn, thin=thin), 0, 1) @ root.T
 
+    # mixture components in whitened coordinates: the main mode is N(0, I)
+    other_modes = other_modes or []
+    centres = np.array([np.zeros(n)] + [np.linalg.solve(root, m - mean) for m, _, _ in other_modes])
+    roots = np.array([np.eye(n)] + [np.linalg.solve(root, np.linalg.cholesky(c)) for _, c, _ in other_modes])
+    weights = np.array([1.0 - sum(w for *_, w in other_modes)] + [w for *_, w in other_modes])
+    if np.any(weights < 0):
+        raise ValueError(f"the weights of other_modes must sum to at most 1, not {1 - weights[0]:g}")
+    independence = IndependenceMove(centres=centres, roots=roots, weights=weights)
     rng = np.random.default_rng(seed)
-    init = _initial_ball(log_prob_z, n_walkers, n, rng)
-    sampler = emcee.EnsembleSampler(n_walkers, n, log_prob_z, vectorize=True, moves=ensemble_moves(moves))
+    init = _initial_ball(log_prob_z, n_walkers, centres, roots, weights, rng)
+    sampler = emcee.EnsembleSampler(n_walkers, n, log_prob_z, vectorize=True, moves=ensemble_moves(moves, independence))
     sampler.random_state = np.random.RandomState(rng.integers(2**31)).get_state()
     state = sampler.run_mcmc(init, n_steps, progress=progress)
     steps = n_steps
@@ -243,6 +320,7 @@ def sample(
         "burn": burn,
         "thin": thin,
         "moves": moves,
+        "n_modes": int(weights.size),
     }
     per_param = ess_rhat(chains, names)
     diag["ess_bulk_min"] = min(v["ess_bulk"] for v in per_param.values())
