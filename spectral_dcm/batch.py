@@ -35,6 +35,7 @@ DEFAULTS = {
     "method": "laplace",
     "likelihood": "whittle",
     "seed": 0,
+    "restarts": None,
     "priors": {},
 }
 
@@ -105,6 +106,7 @@ def fit_recording(recording, settings: dict, out: str | os.PathLike, *, progress
         likelihood=settings["likelihood"],
         seed=settings["seed"],
         progress=progress,
+        **({} if settings["restarts"] is None else {"restarts": settings["restarts"]}),
     )
     channels = spectra.info.get("mode_channels", spectra.channel_names)
     meta = {

@@ -175,6 +175,8 @@ def _check_band(fmin: float, fmax: float) -> None:
 
 def _settings(args) -> dict:
     _model_spec(args.model)  # unknown model → error before any work
+    if args.restarts is not None and args.restarts < 0:
+        raise CLIError(f"--restarts must be 0 or more, not {args.restarts}")
     return {
         "model": args.model,
         "channels": [c.strip() for c in args.channels.split(",") if c.strip()],
@@ -185,6 +187,7 @@ def _settings(args) -> dict:
         "method": args.method,
         "likelihood": args.likelihood,
         "seed": args.seed,
+        "restarts": args.restarts,
         "priors": read_priors(args.priors),
     }
 
@@ -281,6 +284,13 @@ def _fit_options(p: argparse.ArgumentParser) -> None:
         "which weighs relative errors as log-power does, or SPM's Gaussian on the CSD (parity)",
     )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--restarts",
+        type=int,
+        default=None,
+        help="further variational Laplace fits from prior draws, the best kept (default 0; mcmc 8); distinct "
+        "optima are reported as posterior modes in summary.json, and MCMC walkers start in all of them",
+    )
     p.add_argument("--priors", help="JSON prior file {name: [mean, var]}")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")

@@ -60,6 +60,7 @@ def bad_cases(tmp, recording):
         "too short": (["fit", recording, "--seglen", "40", *ok], "recording too short"),
         "fmin>=fmax": (["fit", recording, "--fmin", "30", "--fmax", "20", *ok], "must be below fmax"),
         "nyquist": (["fit", recording, "--fmax", "120", *ok], "above the Nyquist"),
+        "negative restarts": (["fit", recording, "--restarts", "-1", *ok], "--restarts must be 0 or more"),
         "unknown model": (["fit", recording, "--model", "jansen_ritt", "--out", tmp / "o"], "jansen_rit"),
         "malformed prior": (["fit", recording, "--priors", prior, *ok], "malformed prior file"),
         "prior shape": (["fit", recording, "--priors", prior_shape, *ok], "needs [mean, variance"),
@@ -144,12 +145,15 @@ def test_fit_end_to_end(tmp_path, capsys, recording):
         30,
         "--seglen",
         1,
+        "--restarts",
+        2,
         "--out",
         tmp_path,
         "-q",
     )
     assert code == 0, out
     s = json.loads((tmp_path / "summary.json").read_text())
+    assert "best of 3 starts" in s["message"] and s["diagnostics"]["modes"][0]["weight"] > 0
     for key in (
         "model",
         "method",
