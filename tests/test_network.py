@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from spectral_dcm.errors import DataError, ShapeError
+import spectral_dcm.model.fixed_point as fixed_point
+from spectral_dcm.errors import DataError, FixedPointError, ShapeError
 from spectral_dcm.model.compile import compile_model
 from spectral_dcm.models import get_model
 from spectral_dcm.network import build_network, example_connectome, normalise, synthetic_connectome
@@ -194,3 +195,34 @@ def test_predicted_coherence_matches_simulation():
     sim_power = np.real(np.diagonal(csd_sim[band], axis1=1, axis2=2))
     ratio = np.log(sim_power / np.real(np.diagonal(pred.csd, axis1=1, axis2=2)))
     assert abs(np.mean(ratio)) < 0.06 and np.std(ratio) < 0.2, (np.mean(ratio), np.std(ratio))
+
+
+def _forbid_integration(monkeypatch) -> None:
+    """Fail every integrate-to-rest attempt (the slow fallback of the fixed-point search)."""
+
+    def forbidden(*args, **kwargs):
+        raise FixedPointError("integrate-to-rest fallback called")
+
+    monkeypatch.setattr(fixed_point, "_integrate_to_rest", forbidden)
+
+
+def test_synchronous_fixed_point_by_continuation_is_the_one_integration_finds(weights, monkeypatch):
+    # at G = 2 the E-I node sits at rE ≈ 2060, far from its uncoupled state (≈ 63): Newton alone fails and the
+    # integrate-to-rest fallback needs ~340 000 solver steps (6 s); continuation in G gets there by Newton only
+    info = build_network(get_model("ng_ei"), weights[0], coupling=2.0, send="rE", receive="input:E").metadata["network"]
+    th = np.array([p.mean for p in info.node.parameters])
+    integrated = node_operators(info, th, 2.0, 1.0, x0=info.node.initial_state)  # an explicit x0: no continuation
+    _forbid_integration(monkeypatch)
+    continued = node_operators(info, th, 2.0, 1.0)
+    np.testing.assert_allclose(continued.x, integrated.x, rtol=1e-9)
+    assert continued.x[0] > 1000
+
+
+def test_full_network_spectrum_starts_at_the_synchronous_state(weights, monkeypatch):
+    W, _ = weights
+    net = build_network(get_model("ng_ei"), W, coupling=2.0, send="rE", receive="input:E")
+    th = _theta(net, 2.0)
+    _forbid_integration(monkeypatch)
+    full = network_csd(net, th, FREQS[:5], method="full")  # 120 states: Newton from the tiled node state
+    eig = network_csd(net, th, FREQS[:5], method="eigenmodes")
+    assert np.max(np.abs(eig.csd - full.csd)) <= 1e-8 * np.max(np.abs(full.csd))

@@ -23,8 +23,8 @@ from functools import cached_property, reduce
 import numpy as np
 from scipy.sparse.csgraph import breadth_first_order
 
-from ..errors import ShapeError
-from ..model.compile import compile_model
+from ..errors import FixedPointError, ShapeError, SpectralDCMError
+from ..model.compile import CompiledModel, compile_model
 from ..model.fixed_point import find_fixed_point
 from ..model.linearise import linearise
 from ..model.spec import ModelSpec
@@ -32,6 +32,9 @@ from ..spectral.transfer import transfer_function
 from .build import NetworkInfo, build_network
 
 logger = logging.getLogger(__name__)
+
+#: coupling steps from the uncoupled node when Newton cannot find the synchronous fixed point directly
+CONTINUATION_STEPS = 16
 
 #: bytes of one complex array of a frequency block of :func:`eigenmode_csd` (kept cache-sized: the
 #: element-wise products then run from cache, ~2× faster at 90 nodes than on all frequencies at once)
@@ -94,6 +97,43 @@ def node_theta(spec: ModelSpec, theta) -> tuple[np.ndarray, float]:
     return node_th, float(theta[spec.param_index("G")])
 
 
+def _synchronous_start(spec: ModelSpec, theta) -> np.ndarray | None:
+    """The node's fixed point under the mean row sum of W, tiled over the nodes; None if there is none to tile.
+
+    An exact equilibrium of the network when the rows of W have equal sums, otherwise a
+    start close to one for Newton's method, where the nodes' own initial state may need a
+    long integration to rest (a 20-node next-generation E-I network: ~10⁶ solver steps).
+    Networks with node-specific parameters have no shared node θ (None).
+    """
+    info = _info(spec)
+    try:
+        node_th, G = node_theta(spec, theta)
+        ops = node_operators(info, node_th, G, float(info.weights.sum(axis=1).mean()))
+    except SpectralDCMError:
+        return None
+    return np.tile(ops.x, info.n_nodes)
+
+
+def _continued_from_uncoupled(model: CompiledModel, theta: np.ndarray) -> np.ndarray | None:
+    """Newton continuation of the fixed point from coupling 0 to ``theta[-1]`` (the one-node network's G).
+
+    Each of ``CONTINUATION_STEPS`` steps starts Newton at the previous fixed point. Returns
+    None unless every step converges and the end point is linearly stable, so that the
+    result is the equilibrium the integrate-to-rest fallback would settle in, found in
+    milliseconds instead of seconds (a next-generation E-I node at G = 2: 16 ms against
+    6 s and 340 000 solver steps).
+    """
+    path = np.array(theta, dtype=float)
+    x = None
+    for coupling in np.linspace(0.0, theta[-1], CONTINUATION_STEPS + 1):
+        path[-1] = coupling
+        try:
+            x = find_fixed_point(model, path, x0=x, integrate=False).x
+        except FixedPointError:
+            return None
+    return x if np.max(np.linalg.eigvals(model.dfdx(x, theta)).real) < 0 else None
+
+
 def node_operators(info: NetworkInfo, node_th, coupling: float, row_sum: float, x0=None) -> NodeOperators:
     """Node Jacobian ``A`` and coupling operator ``K`` at the synchronous fixed point.
 
@@ -106,7 +146,10 @@ def node_operators(info: NetworkInfo, node_th, coupling: float, row_sum: float, 
     )
     model = compile_model(single)
     th = np.append(node_th, coupling)
-    x = find_fixed_point(model, th, x0=x0).x
+    try:
+        x = find_fixed_point(model, th, x0=x0, integrate=False).x
+    except FixedPointError:
+        x = find_fixed_point(model, th, x0=_continued_from_uncoupled(model, th) if x0 is None else x0).x
     n = info.node.n_states
     send = info.node.state_index(info.send)
     if info.receive_kind == "state":
@@ -346,7 +389,8 @@ def network_csd(
         raise ShapeError(f"eigenmode path impossible: {reason}")
     if method == "full" or (method == "auto" and reason is not None):
         logger.info("network CSD via the full system%s", f" ({reason})" if reason else "")
-        lin = linearise(compile_model(spec), theta)
+        model = compile_model(spec)
+        lin = linearise(model, theta, fixed_point=find_fixed_point(model, theta, x0=_synchronous_start(spec, theta)))
         H = transfer_function(lin.A, lin.B, lin.C, freqs, lin.D)
         return NetworkSpectrum(freqs, _csd_from_transfer(H, su, L), lin.eigenvalues, "full")
     node_th, G = node_theta(spec, theta)
