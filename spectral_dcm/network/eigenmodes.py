@@ -120,7 +120,7 @@ def _continued_from_uncoupled(model: CompiledModel, theta: np.ndarray) -> np.nda
     Each of ``CONTINUATION_STEPS`` steps starts Newton at the previous fixed point. Returns
     None unless every step converges and the end point is linearly stable, so that the
     result is the equilibrium the integrate-to-rest fallback would settle in, found in
-    milliseconds instead of seconds (a next-generation E-I node at G = 2: 16 ms against
+    milliseconds instead of seconds (a next-generation E-I node at G = 2: 8 ms against
     6 s and 340 000 solver steps).
     """
     path = np.array(theta, dtype=float)
