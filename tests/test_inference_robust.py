@@ -174,5 +174,5 @@ def test_mcmc_extends_run_until_target_ess():
         target_ess=400, max_steps=2000,
     )  # fmt: skip
     d = res.diagnostics
-    assert d["ess_bulk_min"] >= 400 and 100 < d["n_steps"] <= 2000 and d["moves"] == "de"
+    assert d["ess_bulk_min"] >= 400 and 100 < d["n_steps"] <= 2000 and d["moves"] == "laplace-de"
     assert res.chains.shape == (32, d["n_steps"] - 50, len(res.param_names))

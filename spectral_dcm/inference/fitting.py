@@ -177,7 +177,7 @@ def fit(
         ``exp(F)``, means), and MCMC starts its walkers from, and with
         ``moves="laplace-de"`` proposes from, the mixture of their Laplace approximations;
         MCMC: ``n_walkers``, ``n_steps`` (2000), ``burn`` (n_steps // 4), ``thin`` (1),
-        ``moves`` ("de"; or "laplace-de", "stretch"), ``target_ess`` and ``max_steps`` — see
+        ``moves`` ("laplace-de"; or "de", "stretch"), ``target_ess`` and ``max_steps`` — see
         :func:`~spectral_dcm.inference.mcmc.sample`. In the MCMC log-posterior a point whose
         fixed point Newton's method cannot find is rejected rather than retried by the slow
         integrate-to-rest fallback (the variational Laplace fit keeps the fallback).
