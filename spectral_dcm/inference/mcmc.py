@@ -121,9 +121,10 @@ class IndependenceMove(emcee.moves.MHMove):
         self.centres = None if centres is None else np.atleast_2d(np.asarray(centres, float))
         m = 1 if self.centres is None else len(self.centres)
         self.roots = None if roots is None else np.asarray(roots, float).reshape(m, *np.shape(roots)[-2:])
-        self.weights = np.full(m, 1 / m) if weights is None else np.asarray(weights, float) / np.sum(weights)
-        if self.weights.shape != (m,) or np.any(self.weights < 0):
-            raise ValueError(f"weights must be {m} non-negative numbers, not {weights!r}")
+        w = np.ones(m) if weights is None else np.asarray(weights, float)
+        if w.shape != (m,) or np.any(w < 0) or not np.sum(w) > 0:
+            raise ValueError(f"weights must be {m} non-negative numbers with a positive sum, not {weights!r}")
+        self.weights = w / np.sum(w)
         super().__init__(self._propose)
 
     def _components(self, n: int) -> tuple[np.ndarray, np.ndarray]:
