@@ -72,6 +72,11 @@ class MCMCResult:
     runtime_s: float
 
 
+def _components_drawn(random, weights: np.ndarray, k: int) -> np.ndarray:
+    """Mixture component of each of ``k`` draws; a single component uses no random numbers."""
+    return random.choice(weights.size, size=k, p=weights) if weights.size > 1 else np.zeros(k, int)
+
+
 class IndependenceMove(emcee.moves.MHMove):
     """Independence Metropolis–Hastings move with a fixed multivariate Student-t (mixture) proposal.
 
@@ -149,7 +154,7 @@ class IndependenceMove(emcee.moves.MHMove):
         """Draw one proposal per walker; return it and ``log q(current) − log q(proposal)``."""
         k, n = coords.shape
         centres, roots = self._components(n)
-        which = random.choice(self.weights.size, size=k, p=self.weights) if self.weights.size > 1 else np.zeros(k, int)
+        which = _components_drawn(random, self.weights, k)
         w = random.chisquare(self.df, size=k) / self.df
         g = self.scale * random.standard_normal((k, n)) / np.sqrt(w)[:, None]
         proposal = centres[which] + np.einsum("kij,kj->ki", roots[which], g)
@@ -162,8 +167,8 @@ def ensemble_moves(kind: str, independence: IndependenceMove | None = None) -> l
     Parameters
     ----------
     kind : {"laplace-de", "de", "stretch"}
-        ``"laplace-de"``: :class:`IndependenceMove` (Student-t around the Laplace
-        posterior) 60 %, differential evolution 30 % and DE snooker 10 %; ``"de"``: DE
+        ``"laplace-de"``: :class:`IndependenceMove` (Student-t's around the Laplace
+        posterior of each mode) 60 %, differential evolution 30 % and DE snooker 10 %; ``"de"``: DE
         80 % + DE snooker 20 %; ``"stretch"``: emcee's default stretch move.
     independence : IndependenceMove | None
         The independence move of ``"laplace-de"`` (default: ``IndependenceMove()``).
@@ -200,7 +205,7 @@ def _initial_ball(
     init = np.empty((n_walkers, n))
     filled = 0
     for _ in range(100):  # redraw walkers that start at an invalid point
-        which = rng.choice(weights.size, size=n_walkers, p=weights) if weights.size > 1 else np.zeros(n_walkers, int)
+        which = _components_drawn(rng, weights, n_walkers)
         cand = centres[which] + np.einsum("kij,kj->ki", roots[which], rng.standard_normal((n_walkers, n)))
         good = cand[np.isfinite(log_prob_z(cand))][: n_walkers - filled]
         init[filled : filled + len(good)] = good
