@@ -103,6 +103,24 @@ def test_newton_stops_on_a_nan_jacobian_without_lapack_noise(capfd):
     assert "DLASCL" not in capfd.readouterr().out
 
 
+class _HugeLinearFlow:
+    """``f(x) = 1e200 (1 − x)``: finite, but its squared norm overflows."""
+
+    def flow(self, x, theta, u):
+        return 1e200 * (1.0 - x)
+
+    def dfdx(self, x, theta, u):
+        return -1e200 * np.eye(x.size)
+
+
+def test_newton_line_search_does_not_overflow_far_from_rest():
+    # |f|² = 2e400 overflows: norm() warned and returned inf, so the line search accepted any finite step
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        x, _, _, ok = fixed_point._newton(_HugeLinearFlow(), np.zeros(2), None, None, max_iter=5, tol=1e-10)
+    assert ok and np.allclose(x, 1.0)
+
+
 def test_invert_case_is_exported_from_compat_spm():
     assert spm.invert_case is inversion.invert_case
     assert "invert_case" in spm.__all__

@@ -52,6 +52,12 @@ class FixedPoint:
     method: str
 
 
+def _norm(v: np.ndarray) -> float:
+    """Euclidean norm that does not overflow for finite entries near the float limit (far from rest, |f| ≈ 1e200)."""
+    scale = float(np.max(np.abs(v)))
+    return scale * float(np.sqrt(np.sum((v / scale) ** 2))) if scale > 0 else 0.0
+
+
 def _newton(model: CompiledModel, x: np.ndarray, theta, u, max_iter: int, tol: float):
     f = model.flow(x, theta, u)
     for it in range(1, max_iter + 1):
@@ -64,12 +70,12 @@ def _newton(model: CompiledModel, x: np.ndarray, theta, u, max_iter: int, tol: f
             step = np.linalg.solve(jac, -f)
         except np.linalg.LinAlgError:
             step = -np.linalg.lstsq(jac, f, rcond=None)[0]
-        norm0 = np.linalg.norm(f)
+        norm0 = _norm(f)
         lam = 1.0
         while True:
             x_new = x + lam * step
             f_new = model.flow(x_new, theta, u)
-            if np.all(np.isfinite(f_new)) and np.linalg.norm(f_new) <= (1 - 1e-4 * lam) * norm0 + 1e-300:
+            if np.all(np.isfinite(f_new)) and _norm(f_new) <= (1 - 1e-4 * lam) * norm0 + 1e-300:
                 break
             lam *= 0.5
             if lam < 1e-6:
