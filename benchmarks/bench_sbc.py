@@ -122,6 +122,8 @@ if args.draws:
             continue
         not_converged += not res.converged
         times.append(res.runtime_s)
+        print(f"  draw {len(times) - 1:2d}: {res.iterations} it, {res.runtime_s:.1f} s, F {res.free_energy:.1f}"
+              + ("" if res.converged else ", NOT converged"), flush=True)  # fmt: skip
         covered.append(((theta >= res.mean - Z90 * res.sd) & (theta <= res.mean + Z90 * res.sd))[free])
         post = res.posterior_draws(args.ranks, seed=int(rng.integers(2**31)))[0]
         ranks.append(np.sum(post[:, free] < theta[free], axis=0))

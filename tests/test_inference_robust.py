@@ -85,6 +85,18 @@ def test_integrate_to_rest_has_a_step_budget(monkeypatch):
         fixed_point.find_fixed_point(model, [0.0])
 
 
+def test_integrate_to_rest_stops_when_time_stops_advancing():
+    # at c = 350 the flow e^c (2 + sin x) is ~1e152: LSODA's step size underflows to 0 at t = 0 and each
+    # further step returns without progress; before the stall check this spent all MAX_REST_STEPS (~40 s
+    # for 2e6 steps) and a fit far from the prior could spend an hour (a thalamo-cortical SBC draw: 3734 s)
+    x = State("x")
+    c = Parameter("c", 0.0, "1", transform="linear", prior_var=1.0)
+    flow = [sp.exp(c.symbol) * (2 + sp.sin(x.symbol))]
+    model = compile_model(ModelSpec("runaway", [x], [c], [Input("u")], [Output("y")], flow=flow, output=[x.symbol]))
+    with pytest.raises(FixedPointError, match="stalled at t = 0 s"):
+        fixed_point.find_fixed_point(model, [350.0])
+
+
 class _NaNJacobian:
     """A flow that is finite where its Jacobian is NaN (and exactly singular)."""
 

@@ -28,6 +28,10 @@ logger = logging.getLogger(__name__)
 #: solver steps allowed to the integrate-to-rest fallback (measured over 10 s: LaNMM presets 80 000-100 000,
 #: a 20-node next-generation E-I network 921 000)
 MAX_REST_STEPS = 2_000_000
+#: consecutive solver steps that do not advance time before the integration counts as stalled: where the flow
+#: is astronomically large (|f| ≈ 1e150 at extreme parameters) LSODA's step size underflows to 0 and every
+#: further step returns at once, so without this check the step budget would be spent at t = 0 (≈ 40 s)
+STALL_STEPS = 100
 
 
 @dataclass
@@ -173,8 +177,8 @@ def _integrate_to_rest(model: CompiledModel, theta: np.ndarray, u: np.ndarray, x
     At most ``MAX_REST_STEPS`` solver steps: near a fast oscillation or a stiff blow-up
     the step size collapses, and an unbounded integration would run for minutes (and,
     keeping its trajectory, fill gigabytes). Raises :class:`FixedPointError` when the
-    solver fails, the state escapes (``|x| > 1e6 max(1, |x0|)``, a finite-time blow-up)
-    or the step budget runs out.
+    solver fails, the state escapes (``|x| > 1e6 max(1, |x0|)``, a finite-time blow-up),
+    time stops advancing (``STALL_STEPS`` steps in a row) or the step budget runs out.
     """
     name = model.spec.name
     bound = 1e6 * max(1.0, float(np.max(np.abs(x0))))
@@ -191,14 +195,19 @@ def _integrate_to_rest(model: CompiledModel, theta: np.ndarray, u: np.ndarray, x
                 rtol=1e-8,
                 atol=1e-10,
             )
+            t_last, stalled = solver.t, 0
             for _ in range(MAX_REST_STEPS):
                 if solver.status != "running":
                     break
                 message = solver.step()
+                stalled = stalled + 1 if solver.t == t_last else 0
+                t_last = solver.t
                 if solver.status == "failed" or not np.all(np.isfinite(solver.y)):
                     problem = f"integration failed: {message}"
                 elif np.max(np.abs(solver.y)) > bound:
                     problem = "integration diverged"
+                elif stalled >= STALL_STEPS:
+                    problem = f"integration stalled at t = {solver.t:.3g} s, the step size underflowed"
                 if problem:
                     break
         except Exception as exc:  # the flow may overflow far from rest
