@@ -5,10 +5,13 @@
 2. SPM parity: :func:`spectral_dcm.compat.spm.invert_case` on the four reference
    inversions (fixtures in tests/data/spm_inversion) — F, |Ep − Ep_SPM| and run time vs
    SPM's recorded Octave wall-clock (target ≥ 20× faster).
-3. emcee (in Laplace-whitened coordinates, 512 vectorised walkers, started from the
-   Laplace posterior) on the same data, run until the minimum bulk ESS over the free
-   parameters (ArviZ, walkers as chains) reaches 1000 (target ≤ 60 s); the time includes
-   the variational Laplace fit it starts from. ``--moves`` picks the emcee move sets (see
+3. emcee (in Laplace-whitened coordinates, vectorised walkers — with ``r`` > 1 rungs of
+   parallel tempering, ``--temperatures``, default 5 and 1, 3 independent replicas of
+   2 × (free parameters) walkers per rung, ≈ 512 in all; with 1 rung one ensemble of 512 —
+   started from the Laplace posterior) on the same data, run until the minimum bulk ESS
+   over the free parameters (ArviZ, walkers of the β = 1 rung as chains) reaches 1000
+   (target ≤ 60 s with R-hat < 1.1); the time includes the variational Laplace fits it
+   starts from. ``--moves`` picks the emcee move sets (see
    :func:`spectral_dcm.inference.mcmc.ensemble_moves`; default ``de,laplace-de``: the
    package default DE + snooker, then independence Metropolis–Hastings from the Laplace
    posterior mixed with DE); ``--compare-stretch`` adds emcee's default stretch move. Each run prints ESS,
@@ -30,10 +33,12 @@
    vector) and over the scale-free free parameters alone.
 
 Usage: python benchmarks/bench_inference.py [--skip-mcmc] [--skip-spm] [--moves de,laplace-de] [--compare-stretch]
+       [--temperatures 5,1]
        [--restarts N]
 """
 
 import argparse
+import itertools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -51,8 +56,12 @@ parser.add_argument("--skip-spm", action="store_true")
 parser.add_argument("--moves", default="de,laplace-de", help="comma-separated emcee move sets, e.g. de,laplace-de")
 parser.add_argument("--compare-stretch", action="store_true")
 parser.add_argument(
-    "--restarts", type=int, default=0, help="variational Laplace restarts before MCMC (modes found seed the walkers)"
+    "--restarts",
+    type=int,
+    default=32,
+    help="variational Laplace restarts before MCMC (modes found seed the walkers; package default 32)",
 )
+parser.add_argument("--temperatures", default="5,1", help="comma-separated rungs of parallel tempering to run")
 args = parser.parse_args()
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "data" / "spm_inversion"
@@ -117,21 +126,27 @@ if not args.skip_mcmc:
     move_sets = args.moves.split(",") + (["stretch"] if args.compare_stretch else [])
     for label, (mc_model, max_steps) in configs.items():
         lap = fit(mc_model, data, likelihood="whittle", tol=1e-3)  # the start of the MCMC runs (their tol)
-        for moves in move_sets:
+        for moves, rungs in itertools.product(move_sets, map(int, args.temperatures.split(","))):
+            replicas, walkers = (3, None) if rungs > 1 else (1, 512)  # None: the default 2 × free parameters
             mc = fit(
-                mc_model, data, method="mcmc", likelihood="whittle", seed=1, moves=moves, n_walkers=512,
-                n_steps=400, burn=100, target_ess=1000, max_steps=max_steps, restarts=args.restarts,
+                mc_model, data, method="mcmc", likelihood="whittle", seed=1, moves=moves, temperatures=rungs,
+                replicas=replicas, n_walkers=walkers, n_steps=160, burn=40, target_ess=1000, max_steps=max_steps,
+                restarts=args.restarts,
             )  # fmt: skip
             d = mc.diagnostics
             ess = d["ess_bulk_min"]
             dz = np.abs(mc.mean - lap.mean)[lap.free] / lap.sd[lap.free]
             ratio = mc.sd[lap.free] / lap.sd[lap.free]
             print(
-                f"[MCMC] {label}, {moves} moves, {d['n_walkers']} walkers × {d['n_steps']} steps (burn {d['burn']}), "
+                f"[MCMC] {label}, {moves} moves, {rungs} rung(s) (swap acceptance "
+                f"{', '.join(f'{a:.2f}' for a in d['swap_acceptance']) or '-'}), {replicas} replica(s), "
+                f"{d['n_walkers']} walkers in all × "
+                f"{d['n_steps']} steps (burn {d['burn']}), "
                 f"{mc.free.sum()} free parameters: min bulk ESS {ess:.0f}, max R-hat {d['r_hat_max']:.3f}, "
                 f"acceptance {d['acceptance']:.2f}, max τ {np.max(list(d['tau'].values())):.1f}, emcee ESS (N/τ) "
                 f"{d['ess_emcee']:.0f}; {mc.runtime_s:.1f} s incl. Laplace -> {ess / mc.runtime_s:.0f} ESS/s; "
-                f"target ESS ≥ 1000 with R-hat < 1.1 in ≤ 60 s -> "
+                f"target ESS ≥ 1000 with R-hat < 1.1 in ≤ 60 s (walkers as chains; bench_tempering.py checks "
+                f"that ESS) -> "
                 f"{'PASS' if mc.runtime_s <= 60 and ess >= 1000 and d['r_hat_max'] < 1.1 else 'FAIL'}; vs Laplace: "
                 f"max |Δmean|/sd {dz.max():.2f}, sd ratio {ratio.min():.2f}–{ratio.max():.2f}; "
                 f"{len(mc.diagnostics['modes'])} mode(s) from {args.restarts} restarts"

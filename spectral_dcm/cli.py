@@ -288,7 +288,7 @@ def _fit_options(p: argparse.ArgumentParser) -> None:
         "--restarts",
         type=int,
         default=None,
-        help="further variational Laplace fits from prior draws, the best kept (default 0; mcmc 8); distinct "
+        help="further variational Laplace fits from prior draws, the best kept (default 0; mcmc 32); distinct "
         "optima are reported as posterior modes in summary.json, and MCMC walkers start in all of them",
     )
     p.add_argument("--priors", help="JSON prior file {name: [mean, var]}")

@@ -197,12 +197,13 @@ def test_short_mcmc_reports_non_convergence(caplog):
     assert "NOT converged" in caplog.text
 
 
-def test_mcmc_extends_run_until_target_ess():
+@pytest.mark.parametrize(("temperatures", "target"), [(1, 2000), (5, 6000)])  # 100 steps: ESS ≈ 1040, 3430
+def test_mcmc_extends_run_until_target_ess(temperatures, target):
     model = SpectralModel(oscillator(), FREQS, priors=FIXED)
     res = fit(
         model, simulated(model), method="mcmc", likelihood="whittle", seed=0, n_steps=100, burn=50, n_walkers=32,
-        target_ess=400, max_steps=2000,
+        target_ess=target, max_steps=2000, temperatures=temperatures,
     )  # fmt: skip
     d = res.diagnostics
-    assert d["ess_bulk_min"] >= 400 and 100 < d["n_steps"] <= 2000 and d["moves"] == "laplace-de"
-    assert res.chains.shape == (32, d["n_steps"] - 50, len(res.param_names))
+    assert d["ess_bulk_min"] >= target and 100 < d["n_steps"] <= 2000 and d["moves"] == "laplace-de"
+    assert d["n_walkers"] == 3 * 32 and res.chains.shape == (3 * 32, d["n_steps"] - 50, len(res.param_names))

@@ -1,0 +1,101 @@
+"""Is the tempered emcee sample right, and are its ESS numbers honest? (1-source CMC, bimodal posterior)
+
+The data are ``bench_inference.py``'s simulated 1-source CMC spectrum, whose posterior has
+two modes (the second, J_ss ≈ −0.33, holds a few % of the mass). ``--seeds`` short runs
+with the benchmark's settings (``--replicas`` replicas of 5 rungs, 102 walkers per rung
+in all, ``--steps`` 160, a quarter burnt) are compared
+
+1. with each other: the spread of their posterior means over the seeds, in posterior sd,
+   against the Monte Carlo error ``1 / sqrt(ESS)`` their bulk ESS claims (a ratio near 1
+   means the ESS is honest; far above 1, the ESS overstates the information); and
+2. with one long reference run (``--reference-rungs`` rungs, ``--reference-steps`` steps):
+   |Δmean| / sd, the sd ratio and the share of the draws in the second mode (J_ss < −0.2).
+
+Usage: python benchmarks/bench_tempering.py [--seeds 6] [--replicas 3] [--steps 160] [--reference-rungs 7]
+       [--reference-steps 1500] [--skip-reference]
+"""
+
+import argparse
+import time
+
+import numpy as np
+
+import spectral_dcm as sd
+from spectral_dcm.inference import fit
+from spectral_dcm.spectra import Spectra
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--seeds", type=int, default=6)
+parser.add_argument("--replicas", type=int, default=3)
+parser.add_argument("--steps", type=int, default=160, help="steps of each short run (a quarter burnt)")
+parser.add_argument("--reference-rungs", type=int, default=7)
+parser.add_argument("--reference-steps", type=int, default=1500)
+parser.add_argument("--skip-reference", action="store_true")
+args = parser.parse_args()
+
+# the data of bench_inference.py
+freqs = np.arange(4.0, 49.0, 1.0)
+full = sd.SpectralModel(sd.get_model("cmc"), freqs)
+rng = np.random.default_rng(0)
+truth = full.prior_mean() + 0.5 * np.sqrt(full.prior_var()) * rng.standard_normal(full.n_params)
+G = full.predict(truth)
+K = 60
+data = Spectra(freqs, G * rng.gamma(K, 1 / K, size=G.shape), full.channel_names, dof=2 * K)
+model = sd.SpectralModel(sd.get_model("cmc"), freqs, priors={"noise_common_amp": (0.0, 0.0)})
+J_SS = model.param_names.index("J_ss")
+
+
+def run(seed: int, rungs: int, steps: int, burn: int) -> tuple:
+    res = fit(
+        model, data, method="mcmc", likelihood="whittle", seed=seed, temperatures=rungs, replicas=args.replicas,
+        n_walkers=102 // args.replicas, n_steps=steps, burn=burn,
+    )  # fmt: skip
+    free = res.free
+    ess = np.array([v["ess_bulk"] for v in res.diagnostics["per_parameter"].values()])
+    share = np.mean(res.samples[:, J_SS] < -0.2)
+    return res.mean[free], res.sd[free], ess, share, res
+
+
+start = time.perf_counter()
+short = [run(seed, 5, args.steps, args.steps // 4) for seed in range(1, args.seeds + 1)]
+means = np.array([s[0] for s in short])
+sds = np.array([s[1] for s in short]).mean(0)
+ess = np.array([s[2] for s in short])
+
+
+def spread_ratio(rows: np.ndarray) -> np.ndarray:
+    """Spread of the posterior means over the runs ``rows``, in sd, over the Monte Carlo error their ESS claims."""
+    return (means[rows].std(axis=0, ddof=1) / sds) / np.sqrt(np.mean(1 / ess[rows], axis=0))
+
+
+ratio = spread_ratio(np.arange(args.seeds))
+found = np.array([s[3] > 0 for s in short])  # runs whose restarts seeded the second mode (no draws there otherwise)
+print(
+    f"[tempering] {args.seeds} runs of {args.replicas} replica(s) × 5 rungs × {102 // args.replicas} walkers × "
+    f"{args.steps} steps: min bulk ESS "
+    f"{ess.min(1).min():.0f}–{ess.min(1).max():.0f}, max R-hat "
+    f"{min(s[4].diagnostics['r_hat_max'] for s in short):.3f}–{max(s[4].diagnostics['r_hat_max'] for s in short):.3f}, "
+    f"{time.perf_counter() - start:.0f} s in all; second-mode share "
+    f"{', '.join(f'{s[3]:.3f}' for s in short)}"
+)
+print(
+    f"[tempering] spread of the posterior means over the seeds / claimed Monte Carlo error 1/sqrt(ESS): median "
+    f"{np.median(ratio):.2f}, max {ratio.max():.2f} over {ratio.size} parameters (≈ 1 if the ESS is honest; "
+    f"with {args.seeds} seeds a ratio's own relative error is ≈ {1 / np.sqrt(2 * (args.seeds - 1)):.0%})"
+)
+if 2 < found.sum() < args.seeds:
+    within = spread_ratio(np.flatnonzero(found))
+    print(
+        f"[tempering] the same over the {found.sum()} runs with draws in the second mode: median "
+        f"{np.median(within):.2f}, max {within.max():.2f}"
+    )
+if not args.skip_reference:
+    start = time.perf_counter()
+    ref_mean, ref_sd, ref_ess, ref_share, ref = run(0, args.reference_rungs, args.reference_steps, 300)
+    dz = np.abs(means - ref_mean) / ref_sd
+    print(
+        f"[tempering] reference: {args.reference_rungs} rungs × {args.reference_steps} steps, min bulk ESS "
+        f"{ref_ess.min():.0f}, max R-hat {ref.diagnostics['r_hat_max']:.3f}, second-mode share {ref_share:.3f}, "
+        f"{time.perf_counter() - start:.0f} s; short runs vs reference: max |Δmean|/sd {dz.max():.3f} (median "
+        f"{np.median(dz):.3f}), sd ratio {np.min(sds / ref_sd):.2f}–{np.max(sds / ref_sd):.2f}"
+    )
