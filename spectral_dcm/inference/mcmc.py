@@ -220,29 +220,33 @@ def ensemble_moves(kind: str, independence: IndependenceMove | None = None) -> l
 
 
 def _initial_ball(
-    log_prob_z: Callable,
+    log_parts_z: Callable,
     n_walkers: int,
     centres: np.ndarray,
     roots: np.ndarray,
     weights: np.ndarray,
     rng: np.random.Generator,
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """Draws of the Gaussian mixture ``Σ_k weights[k] N(centres[k], roots[k] roots[k]ᵀ)`` with finite log-probability.
 
     With one component at the origin with ``roots = I`` (no other modes) these are
-    standard-normal draws: the Laplace posterior in whitened coordinates.
+    standard-normal draws: the Laplace posterior in whitened coordinates. Returns the
+    draws ``[n_walkers, n]`` and their ``(log_prior, log_likelihood)`` ``[2, n_walkers]``,
+    so the samplers need not evaluate them again.
     """
     n = centres.shape[-1]
-    init = np.empty((n_walkers, n))
+    init, parts = np.empty((n_walkers, n)), np.empty((2, n_walkers))
     filled = 0
     for _ in range(100):  # redraw walkers that start at an invalid point
         which = _components_drawn(rng, weights, n_walkers)
         cand = centres[which] + np.einsum("kij,kj->ki", roots[which], rng.standard_normal((n_walkers, n)))
-        good = cand[np.isfinite(log_prob_z(cand))][: n_walkers - filled]
-        init[filled : filled + len(good)] = good
-        filled += len(good)
+        cand_parts = np.asarray(log_parts_z(cand))
+        valid = np.flatnonzero(np.all(np.isfinite(cand_parts), axis=0))[: n_walkers - filled]
+        init[filled : filled + len(valid)] = cand[valid]
+        parts[:, filled : filled + len(valid)] = cand_parts[:, valid]
+        filled += len(valid)
         if filled == n_walkers:
-            return init
+            return init, parts
     raise RuntimeError("could not find valid starting points for the walkers around the Laplace posterior")
 
 
@@ -277,10 +281,19 @@ class TemperedEnsemble:
         ``moves(beta)`` gives the emcee ``moves`` of the rung with power ``beta``.
     rng : numpy.random.Generator
         Seeds the samplers and draws the swaps.
+    initial_parts : ndarray | None
+        ``(log_prior, log_likelihood)`` at ``initial``, ``[rungs, 2, n_walkers]``, if
+        already known (otherwise emcee evaluates them).
     """
 
     def __init__(
-        self, log_parts: Callable, betas: np.ndarray, initial: np.ndarray, moves: Callable, rng: np.random.Generator
+        self,
+        log_parts: Callable,
+        betas: np.ndarray,
+        initial: np.ndarray,
+        moves: Callable,
+        rng: np.random.Generator,
+        initial_parts: np.ndarray | None = None,
     ) -> None:
         self.betas = np.asarray(betas, float)
         n_walkers, n = initial.shape[1:]
@@ -294,7 +307,13 @@ class TemperedEnsemble:
             sampler = emcee.EnsembleSampler(n_walkers, n, log_prob, vectorize=True, moves=moves(beta))
             sampler.random_state = np.random.RandomState(rng.integers(2**31)).get_state()
             self.samplers.append(sampler)
-        self.states = [emcee.State(x) for x in initial]
+        if initial_parts is None:
+            self.states = [emcee.State(x) for x in initial]
+        else:  # the blobs as emcee keeps the second column of log_prob's result: one number per walker
+            self.states = [
+                emcee.State(x, log_prob=log_prior + beta * log_lik, blobs=log_lik.copy())
+                for x, (log_prior, log_lik), beta in zip(initial, initial_parts, self.betas, strict=True)
+            ]
         self.rng = rng
         self.swaps_accepted = np.zeros(len(self.betas) - 1)
         self.swap_rounds = 0
@@ -465,17 +484,15 @@ def sample(
         independence = IndependenceMove(scale=1.2 / np.sqrt(beta), centres=centres, roots=roots, weights=weights)
         return ensemble_moves(moves, independence)
 
-    def log_posterior_z(z: np.ndarray) -> np.ndarray:
-        return np.sum(log_parts_z(z), axis=0)
-
     rng = np.random.default_rng(seed)
     betas = temperature_ladder(temperatures)
     if replicas < 1:
         raise ValueError(f"replicas must be at least 1, not {replicas!r}")
     ensembles = []
     for _ in range(replicas):
-        initial = np.stack([_initial_ball(log_posterior_z, n_walkers, centres, roots, weights, rng) for _ in betas])
-        ensembles.append(TemperedEnsemble(log_parts_z, betas, initial, rung_moves, rng))
+        balls = [_initial_ball(log_parts_z, n_walkers, centres, roots, weights, rng) for _ in betas]
+        initial, parts = np.stack([x for x, _ in balls]), np.stack([p for _, p in balls])
+        ensembles.append(TemperedEnsemble(log_parts_z, betas, initial, rung_moves, rng, parts))
 
     def advance(steps: int) -> None:
         for ensemble in ensembles:
