@@ -9,7 +9,9 @@
    parallel tempering, ``--temperatures``, default 5 and 1, 3 independent replicas of
    2 × (free parameters) walkers per rung, ≈ 512 in all; with 1 rung one ensemble of 512 —
    started from the Laplace posterior) on the same data, run until the minimum bulk ESS
-   over the free parameters (ArviZ, walkers of the β = 1 rung as chains) reaches 1000
+   over the free parameters (of the replicas' ensemble means of the β = 1 rung, see
+   :func:`spectral_dcm.inference.posterior.ess_rhat`; ArviZ's ESS with walkers as chains
+   is printed too) reaches 1000
    (target ≤ 60 s with R-hat < 1.1); the time includes the variational Laplace fits it
    starts from. ``--moves`` picks the emcee move sets (see
    :func:`spectral_dcm.inference.mcmc.ensemble_moves`; default ``de,laplace-de``: the
@@ -134,7 +136,6 @@ if not args.skip_mcmc:
                 restarts=args.restarts,
             )  # fmt: skip
             d = mc.diagnostics
-            honest = d.get("replica_spread_median", 0.0) < 2  # the ESS agrees with the replicas' disagreement
             ess = d["ess_bulk_min"]
             dz = np.abs(mc.mean - lap.mean)[lap.free] / lap.sd[lap.free]
             ratio = mc.sd[lap.free] / lap.sd[lap.free]
@@ -143,12 +144,12 @@ if not args.skip_mcmc:
                 f"{', '.join(f'{a:.2f}' for a in d['swap_acceptance']) or '-'}), {replicas} replica(s), "
                 f"{d['n_walkers']} walkers in all × "
                 f"{d['n_steps']} steps (burn {d['burn']}), "
-                f"{mc.free.sum()} free parameters: min bulk ESS {ess:.0f}, max R-hat {d['r_hat_max']:.3f}, "
-                f"acceptance {d['acceptance']:.2f}, max τ {np.max(list(d['tau'].values())):.1f}, emcee ESS (N/τ) "
-                f"{d['ess_emcee']:.0f}; {mc.runtime_s:.1f} s incl. Laplace -> {ess / mc.runtime_s:.0f} ESS/s; "
-                f"replica spread {d.get('replica_spread_median', float('nan')):.1f}; target ESS ≥ 1000 with R-hat "
-                f"< 1.1 and replica spread < 2 (if replicated) in ≤ 60 s -> "
-                f"{'PASS' if mc.runtime_s <= 60 and ess >= 1000 and d['r_hat_max'] < 1.1 and honest else 'FAIL'}; "
+                f"{mc.free.sum()} free parameters: min bulk ESS {ess:.0f} (walkers as chains "
+                f"{d['ess_bulk_walkers_min']:.0f}), max R-hat {d['r_hat_max']:.3f}, "
+                f"acceptance {d['acceptance']:.2f}, max τ {np.max(list(d['tau'].values())):.1f}; "
+                f"{mc.runtime_s:.1f} s incl. Laplace -> {ess / mc.runtime_s:.0f} ESS/s; target ESS ≥ 1000 with "
+                f"R-hat < 1.1 in ≤ 60 s -> "
+                f"{'PASS' if mc.runtime_s <= 60 and ess >= 1000 and d['r_hat_max'] < 1.1 else 'FAIL'}; "
                 f"vs Laplace: "
                 f"max |Δmean|/sd {dz.max():.2f}, sd ratio {ratio.min():.2f}–{ratio.max():.2f}; "
                 f"{len(mc.diagnostics['modes'])} mode(s) from {args.restarts} restarts"

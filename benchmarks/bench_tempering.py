@@ -7,7 +7,8 @@ in all, ``--steps`` 160, a quarter burnt) are compared
 
 1. with each other: the spread of their posterior means over the seeds, in posterior sd,
    against the Monte Carlo error ``1 / sqrt(ESS)`` their bulk ESS claims (a ratio near 1
-   means the ESS is honest; far above 1, the ESS overstates the information); and
+   means the ESS is honest; far above 1, the ESS overstates the information), for the
+   package's ESS (of the replicas' ensemble means) and for ArviZ's with walkers as chains; and
 2. with one long reference run (``--reference-rungs`` rungs, ``--reference-steps`` steps):
    |Δmean| / sd, the sd ratio and the share of the draws in the second mode (J_ss < −0.2).
 
@@ -51,7 +52,8 @@ def run(seed: int, rungs: int, steps: int, burn: int) -> tuple:
         n_walkers=102 // args.replicas, n_steps=steps, burn=burn,
     )  # fmt: skip
     free = res.free
-    ess = np.array([v["ess_bulk"] for v in res.diagnostics["per_parameter"].values()])
+    per_param = res.diagnostics["per_parameter"].values()
+    ess = np.array([[v["ess_bulk"], v["ess_bulk_walkers"]] for v in per_param]).T
     share = np.mean(res.samples[:, J_SS] < -0.2)
     return res.mean[free], res.sd[free], ess, share, res
 
@@ -60,27 +62,30 @@ start = time.perf_counter()
 short = [run(seed, 5, args.steps, args.steps // 4) for seed in range(1, args.seeds + 1)]
 means = np.array([s[0] for s in short])
 sds = np.array([s[1] for s in short]).mean(0)
-ess = np.array([s[2] for s in short])
+ess, ess_walkers = np.array([s[2] for s in short]).transpose(1, 0, 2)
 
 
-def spread_ratio(rows: np.ndarray) -> np.ndarray:
+def spread_ratio(rows: np.ndarray, ess: np.ndarray = ess) -> np.ndarray:
     """Spread of the posterior means over the runs ``rows``, in sd, over the Monte Carlo error their ESS claims."""
     return (means[rows].std(axis=0, ddof=1) / sds) / np.sqrt(np.mean(1 / ess[rows], axis=0))
 
 
 ratio = spread_ratio(np.arange(args.seeds))
+ratio_walkers = spread_ratio(np.arange(args.seeds), ess_walkers)
 found = np.array([s[3] > 0 for s in short])  # runs whose restarts seeded the second mode (no draws there otherwise)
 print(
     f"[tempering] {args.seeds} runs of {args.replicas} replica(s) × 5 rungs × {102 // args.replicas} walkers × "
     f"{args.steps} steps: min bulk ESS "
-    f"{ess.min(1).min():.0f}–{ess.min(1).max():.0f}, max R-hat "
+    f"{ess.min(1).min():.0f}–{ess.min(1).max():.0f} (walkers as chains {ess_walkers.min(1).min():.0f}–"
+    f"{ess_walkers.min(1).max():.0f}), max R-hat "
     f"{min(s[4].diagnostics['r_hat_max'] for s in short):.3f}–{max(s[4].diagnostics['r_hat_max'] for s in short):.3f}, "
     f"{time.perf_counter() - start:.0f} s in all; second-mode share "
     f"{', '.join(f'{s[3]:.3f}' for s in short)}"
 )
 print(
     f"[tempering] spread of the posterior means over the seeds / claimed Monte Carlo error 1/sqrt(ESS): median "
-    f"{np.median(ratio):.2f}, max {ratio.max():.2f} over {ratio.size} parameters (≈ 1 if the ESS is honest; "
+    f"{np.median(ratio):.2f}, max {ratio.max():.2f} over {ratio.size} parameters; with walkers as chains: median "
+    f"{np.median(ratio_walkers):.2f}, max {ratio_walkers.max():.2f} (≈ 1 if the ESS is honest; "
     f"with {args.seeds} seeds a ratio's own relative error is ≈ {1 / np.sqrt(2 * (args.seeds - 1)):.0%})"
 )
 if 2 < found.sum() < args.seeds:
@@ -95,7 +100,7 @@ if not args.skip_reference:
     dz = np.abs(means - ref_mean) / ref_sd
     print(
         f"[tempering] reference: {args.reference_rungs} rungs × {args.reference_steps} steps, min bulk ESS "
-        f"{ref_ess.min():.0f}, max R-hat {ref.diagnostics['r_hat_max']:.3f}, second-mode share {ref_share:.3f}, "
+        f"{ref_ess[0].min():.0f}, max R-hat {ref.diagnostics['r_hat_max']:.3f}, second-mode share {ref_share:.3f}, "
         f"{time.perf_counter() - start:.0f} s; short runs vs reference: max |Δmean|/sd {dz.max():.3f} (median "
         f"{np.median(dz):.3f}), sd ratio {np.min(sds / ref_sd):.2f}–{np.max(sds / ref_sd):.2f}"
     )

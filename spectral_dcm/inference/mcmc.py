@@ -17,9 +17,9 @@ never visit the second mode), while 3 replicas × 5 rungs × 34 walkers reached 
 with τ ≈ 2 steps, and every run seeded in both modes put 2–4 % of its draws in the second.
 Two limits remain (``benchmarks/README.md``): tempering moves walkers between the modes
 it is seeded in but its hot rungs do not discover a mode within hundreds of steps, so a
-mode the restarts miss is missed; and the number of walkers in a small mode changes more
-slowly than τ suggests, so the bulk ESS overstates the Monte Carlo precision of the
-mode-defining parameters (repeated runs disagree 3–4× more than their ESS implies).
+mode the restarts miss is missed; and the number of walkers in a small mode changes far
+more slowly than τ suggests, so the bulk ESS of the mode-defining parameters is a few hundred
+where τ would promise thousands.
 
 The default moves (``"laplace-de"``) are an independence Metropolis–Hastings move
 (:class:`IndependenceMove`, 60 %) that proposes from Student-t's around the Laplace
@@ -36,15 +36,17 @@ prediction has log-probability −inf. For the Gaussian (SPM) likelihood the log
 ``h`` is held at its Laplace posterior mean, so MCMC explores ``p(θ | y, h)``, the same
 conditional the Laplace covariance describes.
 
-Diagnostics: emcee's integrated autocorrelation time τ (per parameter, over the ensemble
-mean) and ArviZ's bulk ESS / rank-normalised R-hat computed with each walker of the β = 1
-rung treated as a chain (as ``arviz.from_emcee`` does). Walkers are not independent chains
-— ensemble moves and swaps couple them — so ESS from this treatment is approximate; the
-emcee-based ``n_kept / τ`` is reported alongside. Swaps shuffle positions between walkers,
-so with tempering this ESS can be far too optimistic; :func:`replica_spread` compares the
-replicas' disagreement with the error the ESS claims. The run is flagged as converged only
-if the kept chain is longer than ``MIN_TAU_MULTIPLE`` τ and ``MIN_KEPT_STEPS`` steps, every
-R-hat < 1.1 and the median replica spread < ``REPLICA_SPREAD_MAX``.
+Diagnostics: emcee's integrated autocorrelation time τ (per parameter, averaged over the
+walkers of the β = 1 rung), ArviZ's rank-normalised R-hat with each walker treated as a chain
+(as ``arviz.from_emcee`` does), and the bulk ESS of the replicas' ensemble means
+(:func:`~spectral_dcm.inference.posterior.ess_rhat`). Walkers are not independent chains —
+ensemble moves and swaps couple them, and swaps shuffle positions between walkers — so the
+ESS of walkers-as-chains (also reported, ``ess_bulk_walkers``) is far too optimistic: on
+1-source CMC the posterior means of 6 seeds spread 2.6× (median over parameters) the Monte
+Carlo error it claims, but 0.98× the error the ensemble-mean ESS claims, which was ≈ 20×
+smaller (``benchmarks/README.md``). The run is flagged as converged only if
+the kept chain is longer than ``MIN_TAU_MULTIPLE`` τ and ``MIN_KEPT_STEPS`` steps, every
+R-hat < ``RHAT_MAX`` and every bulk ESS ≥ ``MIN_ESS_BULK``.
 """
 
 from __future__ import annotations
@@ -76,10 +78,10 @@ MIN_WALKERS = 32
 #: replica that has not (yet) found a mode misses it with every walker and the walkers-as-chains R-hat cannot
 #: tell; between independent replicas it can (see ``sample``)
 REPLICAS = 3
-#: largest median (over parameters) replica spread — see :func:`replica_spread` — of a converged run. With 3
-#: replicas and an honest ESS its square is ≈ χ²₂ / 2 for each parameter: above 2 with probability e⁻⁴ ≈ 2 % for
-#: one parameter, far less for the median of several
-REPLICA_SPREAD_MAX = 2.0
+#: smallest bulk ESS (every parameter) of a converged run: the Monte Carlo error of a posterior mean is then at most
+#: 1/20 of the posterior sd, and the ESS and R-hat estimates themselves are reliable (Vehtari et al. 2021,
+#: Bayesian Analysis 16:667, recommend bulk ESS > 400)
+MIN_ESS_BULK = 400
 #: default rungs of the temperature ladder and the likelihood power β of its hottest rung: on 1-source CMC the
 #: valley between the two modes is ≈ 6 nats deep, ≈ 1 nat at β = 0.15, and adjacent rungs of a geometric ladder
 #: over 5 rungs swap states 60-70 % of the time
@@ -362,25 +364,6 @@ class TemperedEnsemble:
         return self.swaps_accepted / max(self.swap_rounds, 1)
 
 
-def replica_spread(chains: np.ndarray, replicas: int, ess: np.ndarray) -> np.ndarray | None:
-    """Spread of the replicas' posterior means over the Monte Carlo error the bulk ESS claims, per parameter.
-
-    ``chains[replicas · walkers, draws, n]`` holds the replicas' walkers one block after another
-    and ``ess[n]`` is the bulk ESS of all of them. If the ESS were honest, each replica's mean
-    would scatter around the overall mean with sd ``posterior sd · sqrt(replicas / ESS)``, and
-    the ratio of the replica means' sd to that would be ≈ 1. On 1-source CMC (two modes) it
-    was 2.3–3.6 (median over parameters): the share of walkers in the small mode drifts more
-    slowly than τ, which the ESS of walkers-as-chains does not see, and repeated runs with other
-    seeds disagreed by the same factor. None with fewer than 2 replicas.
-    """
-    if replicas < 2:
-        return None
-    means = np.stack([block.mean(axis=(0, 1)) for block in np.split(chains, replicas, axis=0)])
-    sd = chains.reshape(-1, chains.shape[-1]).std(axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):  # a fixed (zero-variance) direction has no spread
-        return np.nan_to_num(means.std(axis=0, ddof=1) / (sd * np.sqrt(replicas / ess)))
-
-
 def sample(
     log_parts: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
     mean: np.ndarray,
@@ -428,11 +411,12 @@ def sample(
         as the posterior's.
     replicas : int
         Independent tempered ensembles, each with its own starting points and random
-        numbers; their β = 1 walkers together are the sample, and R-hat and ESS over all
-        of them include the disagreement between replicas. On 1-source CMC six single
-        5-rung runs with different seeds claimed 5200–5600 bulk ESS each at R-hat
-        ≤ 1.016, yet their posterior means differed by 3× the Monte Carlo error that ESS
-        implies (one had not found the 3 % mode).
+        numbers; their β = 1 walkers together are the sample, and the bulk ESS (of the
+        replicas' ensemble means) includes the disagreement between replicas, which within
+        one replica no diagnostic can see: on 1-source CMC six single 5-rung runs with
+        different seeds claimed 5200–5600 walkers-as-chains ESS each at R-hat ≤ 1.016, yet
+        their posterior means differed by 3× the Monte Carlo error that ESS implies (one
+        had not found the 3 % mode).
     target_ess : float | None
         If given, keep extending the run (in chunks sized from the ESS reached so far)
         until the minimum bulk ESS over the parameters reaches it or ``max_steps`` is hit.
@@ -501,7 +485,7 @@ def sample(
     advance(n_steps)
     steps = n_steps
     while target_ess is not None and steps < max_steps:
-        ess = min(v["ess_bulk"] for v in ess_rhat(kept_chains(), names).values())
+        ess = min(v["ess_bulk"] for v in ess_rhat(kept_chains(), names, replicas).values())
         if ess >= target_ess:
             break
         # ESS grows about linearly with the kept length; aim 10 % over the target
@@ -518,7 +502,6 @@ def sample(
     kept_steps = steps - burn
     diag = {
         "tau": dict(zip(names, map(float, tau), strict=True)),
-        "ess_emcee": float(replicas * n_walkers * kept_steps / tau.max()),
         "acceptance": float(np.mean([c.acceptance_fraction for c in colds])),
         "n_walkers": replicas * n_walkers,
         "replicas": replicas,
@@ -530,18 +513,15 @@ def sample(
         "betas": betas.tolist(),
         "swap_acceptance": swap_acceptance.tolist(),
     }
-    per_param = ess_rhat(chains, names)
+    per_param = ess_rhat(chains, names, replicas)
     diag["ess_bulk_min"] = min(v["ess_bulk"] for v in per_param.values())
+    diag["ess_bulk_walkers_min"] = min(v["ess_bulk_walkers"] for v in per_param.values())
     diag["r_hat_max"] = max(v["r_hat"] for v in per_param.values())
     diag["per_parameter"] = per_param
-    spread = replica_spread(chains, replicas, np.array([per_param[name]["ess_bulk"] for name in names]))
-    if spread is not None:
-        diag["replica_spread"] = dict(zip(names, map(float, spread), strict=True))
-        diag["replica_spread_median"] = float(np.median(spread))
     converged = bool(
         kept_steps > max(MIN_TAU_MULTIPLE * tau.max(), MIN_KEPT_STEPS - 1)
         and diag["r_hat_max"] < RHAT_MAX
-        and (spread is None or np.median(spread) < REPLICA_SPREAD_MAX)
+        and diag["ess_bulk_min"] >= MIN_ESS_BULK
     )
     tempering = (
         f", {betas.size} rungs (β 1–{betas[-1]:.2g}, swap acceptance {swap_acceptance.min():.2f}–"
@@ -551,13 +531,13 @@ def sample(
     )
     message = (
         f"emcee ({moves} moves{tempering}): {replicas} × {n_walkers} walkers × {steps} steps (burn {burn}), "
-        f"max τ = {tau.max():.1f}, min bulk ESS = {diag['ess_bulk_min']:.0f}, max R-hat = {diag['r_hat_max']:.3f}"
-        + ("" if spread is None else f", replica spread {np.median(spread):.1f}× the ESS's error (median)")
+        f"max τ = {tau.max():.1f}, min bulk ESS = {diag['ess_bulk_min']:.0f} (walkers as chains "
+        f"{diag['ess_bulk_walkers_min']:.0f}), max R-hat = {diag['r_hat_max']:.3f}"
         + (
             ""
             if converged
             else f"; NOT converged (need > {MIN_TAU_MULTIPLE} τ and ≥ {MIN_KEPT_STEPS} steps kept, R-hat < {RHAT_MAX}"
-            f" and a replica spread < {REPLICA_SPREAD_MAX:g})"
+            f" and bulk ESS ≥ {MIN_ESS_BULK})"
         )
     )
     if target_ess is not None and diag["ess_bulk_min"] < target_ess:
