@@ -252,8 +252,10 @@ def cmd_report(args) -> int:
         print(f"{s['model']} on {s['recording']}: F = {s['free_energy']:.1f}, R² = {s['fit']['r2_log_power']:.3f}")
         for name in key_parameters(s):
             p = s["parameters"][name]
+            sampled = f", ESS {p['ess_bulk']:.0f}, R-hat {p['r_hat']:.3f}" if "ess_bulk" in p else ""
             print(
-                f"  {name:<24} {p['mean']:+.3f} ± {p['sd']:.3f}  (prior {p['prior_mean']:+.2f} ± {p['prior_sd']:.2f})"
+                f"  {name:<24} {p['mean']:+.3f} ± {p['sd']:.3f}  (prior {p['prior_mean']:+.2f} ± {p['prior_sd']:.2f}"
+                f"{sampled})"
             )
         if (folder / "posterior.nc").exists():
             result = load_netcdf(folder / "posterior.nc")

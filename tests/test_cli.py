@@ -179,7 +179,12 @@ def test_fit_end_to_end(tmp_path, capsys, recording):
         assert (tmp_path / name).stat().st_size > 0
     assert not [f for f in os.listdir(tmp_path) if f.startswith(".")]  # no temporary files left
     code, out, _ = run(capsys, "report", tmp_path)
-    assert code == 0 and "jansen_rit" in out
+    assert code == 0 and "jansen_rit" in out and "ESS" not in out
+    for p in s["parameters"].values():  # as an MCMC fit's summary has them
+        p.update(ess_bulk=321.4, r_hat=1.0123, mcse_mean=0.01)
+    (tmp_path / "summary.json").write_text(json.dumps(s))
+    code, out, _ = run(capsys, "report", tmp_path)
+    assert code == 0 and "ESS 321, R-hat 1.012" in out
 
 
 def test_default_recording_is_bundled():

@@ -193,7 +193,13 @@ def test_mcmc_agrees_with_laplace_and_is_reproducible(osc_model):
     np.testing.assert_allclose(mc.sd[lap.free], lap.sd[lap.free], rtol=0.2)  # measured ratios 0.92–0.97
     assert mc.samples.shape[1] == len(mc.param_names)
     assert mc.ic is not None and np.isfinite(mc.ic.elpd_loo)
-    assert "ess_bulk_min" in mc.summary()["diagnostics"]
+    summary = mc.summary()
+    assert "ess_bulk_min" in summary["diagnostics"]
+    for name in np.array(mc.param_names)[mc.free]:
+        p, d = summary["parameters"][name], mc.diagnostics["per_parameter"][name]
+        assert p["ess_bulk"] == d["ess_bulk"] >= summary["diagnostics"]["ess_bulk_min"] and p["r_hat"] == d["r_hat"]
+        assert p["mcse_mean"] == pytest.approx(p["sd"] / np.sqrt(p["ess_bulk"]))
+    assert "ess_bulk" not in lap.summary()["parameters"][mc.param_names[0]]
     again = fit(osc_model, data, method="mcmc", likelihood="whittle", seed=3, **opts)
     np.testing.assert_array_equal(again.samples, mc.samples)
 

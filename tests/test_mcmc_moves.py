@@ -243,6 +243,19 @@ def test_bulk_ess_counts_draws_that_are_independent_and_not_walkers_that_drift_t
     assert median(chains, "ess_bulk_walkers") > 1500  # measured 2344
 
 
+def test_a_run_with_too_few_effective_draws_is_not_called_converged_however_many_walkers_it_has():
+    # two wells, 3 replicas × 5 rungs × 24 walkers, 150 steps kept: τ ≈ 3 steps and R-hat ≈ 1.02 look fine, and the
+    # walkers-as-chains ESS is ≈ 3700 (measured), but the replicas' ensemble means give ≈ 220 (measured 224)
+    cov = 0.09 * np.eye(WELL.size)
+    names = [f"x{i}" for i in range(WELL.size)]
+    opts = {"n_walkers": 24, "n_steps": 200, "burn": 50, "moves": "stretch", "other_modes": [(-WELL, cov, 0.2)]}
+    res = sample(two_wells, WELL, cov, names, seed=1, replicas=3, **opts)
+    d = res.diagnostics
+    assert d["r_hat_max"] < 1.05 and 150 > 20 * max(d["tau"].values())
+    assert d["ess_bulk_min"] < MIN_ESS_BULK < d["ess_bulk_walkers_min"]
+    assert not res.converged and f"bulk ESS ≥ {MIN_ESS_BULK}" in res.message
+
+
 @pytest.mark.slow
 def test_bulk_ess_of_a_tempered_run_predicts_its_error_and_the_walkers_as_chains_ess_does_not():
     # two wells (0.8 / 0.2), 3 replicas × 5 rungs, stretch moves (which never cross the valley themselves): swaps

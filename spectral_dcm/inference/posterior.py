@@ -109,8 +109,12 @@ class FitResult:
         """Posterior summary: per-parameter mean, sd, prior and 90 % interval, plus fit statistics.
 
         All values are in θ space: for log-transformed parameters θ is the log of the
-        multiplier of the default (physical value = default · e^θ).
+        multiplier of the default (physical value = default · e^θ). An MCMC fit adds, per free
+        parameter, its bulk ESS (of the replicas' ensemble means, see :func:`ess_rhat`), R-hat
+        and the Monte Carlo standard error of the mean, ``sd / sqrt(ESS)``. (ArviZ's own
+        summary of :meth:`to_arviz` treats each walker as a chain and overstates the ESS.)
         """
+        sampled = self.diagnostics.get("per_parameter", {})
         if self.samples is not None:
             low, high = np.quantile(self.samples, [(1 - CI_LEVEL) / 2, (1 + CI_LEVEL) / 2], axis=0)
         else:
@@ -125,6 +129,7 @@ class FitResult:
                 "ci_high": float(high[i]),
                 "transform": self.transforms[i],
                 "fixed": bool(not self.free[i]),
+                **_sampling_quality(sampled.get(name), self.sd[i]),
             }
             for i, name in enumerate(self.param_names)
         }
@@ -382,6 +387,14 @@ def information_criterion(result: FitResult, n_draws: int = 400) -> LooCriterion
         max_pareto_k=float(np.max(np.asarray(loo.pareto_k))),
         warning=bool(loo.warning),
     )
+
+
+def _sampling_quality(diagnostics: dict | None, sd: float) -> dict:
+    """Bulk ESS, R-hat and Monte Carlo standard error of the mean of one sampled parameter (empty if not sampled)."""
+    if diagnostics is None:
+        return {}
+    ess = diagnostics["ess_bulk"]
+    return {"ess_bulk": ess, "r_hat": diagnostics["r_hat"], "mcse_mean": float(sd / np.sqrt(ess))}
 
 
 def _rank_normal(x: np.ndarray) -> np.ndarray:
