@@ -10,7 +10,7 @@
    2 × (free parameters) walkers per rung, ≈ 512 in all; with 1 rung one ensemble of 512 —
    started from the Laplace posterior) on the same data, run until the minimum bulk ESS
    over the free parameters (of the replicas' ensemble means of the β = 1 rung, see
-   :func:`spectral_dcm.inference.posterior.ess_rhat`; ArviZ's ESS with walkers as chains
+   :func:`spectral_dcm.inference.posterior.ensemble_ess`; ArviZ's ESS with walkers as chains
    is printed too) reaches 1000
    (target ≤ 60 s with R-hat < 1.1); the time includes the variational Laplace fits it
    starts from. ``--moves`` picks the emcee move sets (see

@@ -39,7 +39,7 @@ conditional the Laplace covariance describes.
 Diagnostics: emcee's integrated autocorrelation time τ (per parameter, averaged over the
 walkers of the β = 1 rung), ArviZ's rank-normalised R-hat with each walker treated as a chain
 (as ``arviz.from_emcee`` does), and the bulk ESS of the replicas' ensemble means
-(:func:`~spectral_dcm.inference.posterior.ess_rhat`). Walkers are not independent chains —
+(:func:`~spectral_dcm.inference.posterior.ensemble_ess`). Walkers are not independent chains —
 ensemble moves and swaps couple them, and swaps shuffle positions between walkers — so the
 ESS of walkers-as-chains (also reported, ``ess_bulk_walkers``) is far too optimistic: on
 1-source CMC the posterior means of 6 seeds spread 2.6× (median over parameters) the Monte
@@ -61,7 +61,7 @@ import emcee
 import numpy as np
 from scipy.special import logsumexp
 
-from .posterior import ess_rhat
+from .posterior import ensemble_ess, ess_rhat
 
 logger = logging.getLogger(__name__)
 
@@ -485,7 +485,7 @@ def sample(
     advance(n_steps)
     steps = n_steps
     while target_ess is not None and steps < max_steps:
-        ess = min(v["ess_bulk"] for v in ess_rhat(kept_chains(), names, replicas).values())
+        ess = ensemble_ess(kept_chains(), replicas).min()  # R-hat and the walkers' ESS only at the end
         if ess >= target_ess:
             break
         # ESS grows about linearly with the kept length; aim 10 % over the target

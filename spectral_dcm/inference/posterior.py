@@ -110,7 +110,7 @@ class FitResult:
 
         All values are in θ space: for log-transformed parameters θ is the log of the
         multiplier of the default (physical value = default · e^θ). An MCMC fit adds, per free
-        parameter, its bulk ESS (of the replicas' ensemble means, see :func:`ess_rhat`), R-hat
+        parameter, its bulk ESS (of the replicas' ensemble means, see :func:`ensemble_ess`), R-hat
         and the Monte Carlo standard error of the mean, ``sd / sqrt(ESS)``. (ArviZ's own
         summary of :meth:`to_arviz` treats each walker as a chain and overstates the ESS.)
         """
@@ -403,6 +403,45 @@ def _rank_normal(x: np.ndarray) -> np.ndarray:
     return ndtri((ranks - 0.375) / (x.size + 0.25))
 
 
+def ensemble_ess(chains: np.ndarray, replicas: int = 1) -> np.ndarray:
+    """Bulk ESS per parameter of an ensemble sample, from the replicas' ensemble means.
+
+    Parameters
+    ----------
+    chains : ndarray
+        ``[replicas · walkers, draws, n]``: the walkers of each independent replica one block
+        after another.
+    replicas : int
+        Independent ensembles in ``chains``.
+
+    Returns
+    -------
+    ndarray
+        ``[n]`` bulk ESS.
+
+    Notes
+    -----
+    Walkers are not independent chains: ensemble moves and tempering swaps couple them, and
+    a slow drift of the whole ensemble (e.g. of the number of walkers in a small posterior
+    mode) is invisible walker by walker. Each replica's ensemble mean of the rank-normalised
+    draws is treated as one chain — ArviZ's (split-chain) mean ESS of those series, whose
+    between-replica variance counts — and its Monte Carlo error converted to draws:
+    ``ESS = var(draws) · ESS_series / var(series)``. On 1-source CMC (bimodal, tempered) the
+    posterior means of 6 seeds spread 0.98× the Monte Carlo error this ESS implies (median
+    over parameters) and 2.6× the error the walkers-as-chains ESS implies. It still relies on
+    the replicas: a drift slower than the run that the few replicas happen not to show stays
+    hidden (two wells, 3 replicas: 1 in 8 seeds erred by 2.8× its claimed error).
+    """
+    az, _ = _arviz()
+    out = np.empty(chains.shape[-1])
+    for i in range(out.size):
+        z = _rank_normal(chains[:, :, i])
+        series = z.reshape(replicas, -1, z.shape[1]).mean(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):  # a constant parameter has no ESS
+            out[i] = np.var(z) * float(az.ess(series, method="mean")) / np.var(series)
+    return out
+
+
 def ess_rhat(chains: np.ndarray, names: list[str], replicas: int = 1) -> dict:
     """Bulk ESS and rank-normalised R-hat per parameter of an ensemble sample.
 
@@ -419,34 +458,18 @@ def ess_rhat(chains: np.ndarray, names: list[str], replicas: int = 1) -> dict:
     Returns
     -------
     dict
-        Per parameter: ``ess_bulk``, the bulk ESS of the replicas' ensemble means;
-        ``ess_bulk_walkers``, ArviZ's bulk ESS with every walker treated as a chain (as
-        ``arviz.from_emcee`` does); and ``r_hat``, ArviZ's rank-normalised R-hat, walkers as chains.
-
-    Notes
-    -----
-    Walkers are not independent chains: ensemble moves and tempering swaps couple them, and
-    a slow drift of the whole ensemble (e.g. of the number of walkers in a small posterior
-    mode) is invisible walker by walker. ``ess_bulk`` treats each replica's ensemble mean of
-    the rank-normalised draws as one chain — ArviZ's (split-chain) mean ESS of those series,
-    whose between-replica variance counts — and converts its Monte Carlo error to draws:
-    ``ESS = var(draws) · ESS_series / var(series)``. On 1-source CMC (bimodal, tempered) the
-    posterior means of 6 seeds spread 0.98× the Monte Carlo error this ESS implies (median
-    over parameters) and 2.6× the error the walkers-as-chains ESS implies. It still relies on
-    the replicas: a drift slower than the run that the few replicas happen not to show stays
-    hidden (two wells, 3 replicas: 1 in 8 seeds erred by 2.8× its claimed error).
+        Per parameter: ``ess_bulk``, the bulk ESS of the replicas' ensemble means
+        (:func:`ensemble_ess`); ``ess_bulk_walkers``, ArviZ's bulk ESS with every walker
+        treated as a chain (as ``arviz.from_emcee`` does); and ``r_hat``, ArviZ's
+        rank-normalised R-hat, walkers as chains.
     """
     az, _ = _arviz()
-    out = {}
-    for i, name in enumerate(names):
-        x = chains[:, :, i]
-        z = _rank_normal(x)
-        series = z.reshape(replicas, -1, z.shape[1]).mean(axis=1)
-        with np.errstate(divide="ignore", invalid="ignore"):  # a constant parameter has no ESS
-            ess = np.var(z) * float(az.ess(series, method="mean")) / np.var(series)
-        out[name] = {
-            "ess_bulk": float(ess),
-            "ess_bulk_walkers": float(az.ess(x, method="bulk")),
-            "r_hat": float(az.rhat(x)),
+    ess = ensemble_ess(chains, replicas)
+    return {
+        name: {
+            "ess_bulk": float(ess[i]),
+            "ess_bulk_walkers": float(az.ess(chains[:, :, i], method="bulk")),
+            "r_hat": float(az.rhat(chains[:, :, i])),
         }
-    return out
+        for i, name in enumerate(names)
+    }
