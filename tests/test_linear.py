@@ -9,7 +9,7 @@ import spectral_dcm as sd
 from spectral_dcm.errors import FixedPointError, UnstableError
 from spectral_dcm.model.compile import compile_model
 from spectral_dcm.model.linearise import characteristic_roots, conserved_count, delayed_roots, stability_abscissa
-from spectral_dcm.spectral.transfer import transfer_modal, transfer_solve
+from spectral_dcm.spectral.transfer import delayed_columns, transfer_modal, transfer_schur, transfer_solve
 
 from .toy_models import delayed_inhibition, delayed_leak, delayed_pair, no_equilibrium, unstable_focus
 
@@ -79,6 +79,24 @@ def test_defective_matrix_falls_back_to_solve():
     s = 2j * np.pi * f
     expected_01 = 1.0 / (s + 3.0) ** 2  # (sI - A)^-1 of a Jordan block
     assert np.allclose(H[:, 0, 1], expected_01)
+
+
+def test_delays_on_zero_entries_of_a_are_skipped_and_cmc_takes_the_schur_path():
+    # SPM's CMC delay matrix is non-zero in all 8 columns but A ∘ D only in 4: the delayed solve evaluates
+    # exp(-sD) on those entries alone and the Schur complement onto the 4 columns applies; both must equal
+    # H = C (sI − A ∘ exp(−sD))⁻¹ B with every entry's exponential computed, to round-off
+    model = sd.SpectralModel(sd.get_model("cmc"), np.arange(4.0, 49.0))
+    rng = np.random.default_rng(5)
+    thetas = model.prior_mean() + 0.3 * np.sqrt(model.prior_var()) * rng.standard_normal((4, model.n_params))
+    lins = [model.linearise(theta) for theta in thetas]
+    A, B, C, D = (np.stack([getattr(lin, k) for lin in lins]) for k in "ABCD")
+    assert np.all(np.any(D[0] != 0, axis=0))
+    assert delayed_columns(A, D).tolist() == [0, 2, 4, 6]
+    s = 2j * np.pi * model.freqs
+    M = s[:, None, None] * np.eye(8) - A[:, None] * np.exp(-s[:, None, None] * D[:, None])
+    reference = C[:, None] @ np.linalg.solve(M, np.broadcast_to(B[:, None], (4, s.size, 8, 1)).astype(complex))
+    for H in (transfer_solve(A, B, C, model.freqs, D), transfer_schur(A, B, C, model.freqs, D)):
+        assert np.max(np.abs(H - reference)) / np.max(np.abs(reference)) < 1e-12
 
 
 def test_exact_delays_match_the_analytic_transfer_function():
