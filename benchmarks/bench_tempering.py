@@ -2,7 +2,7 @@
 
 The data are ``bench_inference.py``'s simulated 1-source CMC spectrum, whose posterior has
 two modes (the second, J_ss ≈ −0.33, holds a few % of the mass). ``--seeds`` short runs
-with the benchmark's settings (``--replicas`` replicas of 5 rungs, 102 walkers per rung
+with the benchmark's settings (``--replicas`` replicas of ``--rungs`` 5 rungs, 102 walkers per rung
 in all, ``--steps`` 160, a quarter burnt) are compared
 
 1. with each other: the spread of their posterior means over the seeds, in posterior sd,
@@ -12,8 +12,14 @@ in all, ``--steps`` 160, a quarter burnt) are compared
 2. with one long reference run (``--reference-rungs`` rungs, ``--reference-steps`` steps):
    |Δmean| / sd, the sd ratio and the share of the draws in the second mode (J_ss < −0.2).
 
-Usage: python benchmarks/bench_tempering.py [--seeds 6] [--replicas 3] [--steps 160] [--reference-rungs 7]
-       [--reference-steps 1500] [--skip-reference]
+First, the cost of the sampler's steps: :class:`~spectral_dcm.inference.mcmc.TemperedEnsemble`
+runs all replicas and rungs as groups of one emcee sampler, so each half-step evaluates the
+log-posterior of all their walkers in one batched call; the same steps (same moves, same
+number of evaluations, without the swaps) as one emcee sampler per replica and rung, as
+before, are timed in the same run (``--batching-steps``).
+
+Usage: python benchmarks/bench_tempering.py [--seeds 6] [--replicas 3] [--rungs 5] [--steps 160] [--reference-rungs 7]
+       [--reference-steps 1500] [--skip-reference] [--batching-steps 100]
 """
 
 import argparse
@@ -23,15 +29,20 @@ import numpy as np
 
 import spectral_dcm as sd
 from spectral_dcm.inference import fit
+from spectral_dcm.inference.fitting import make_likelihood
+from spectral_dcm.inference.mcmc import TEMPERATURES, TemperedEnsemble, ensemble_moves, temperature_ladder
+from spectral_dcm.inference.priors import centre_amplitudes, prior_from_model
 from spectral_dcm.spectra import Spectra
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--seeds", type=int, default=6)
 parser.add_argument("--replicas", type=int, default=3)
+parser.add_argument("--rungs", type=int, default=TEMPERATURES, help="rungs of the short runs")
 parser.add_argument("--steps", type=int, default=160, help="steps of each short run (a quarter burnt)")
 parser.add_argument("--reference-rungs", type=int, default=7)
 parser.add_argument("--reference-steps", type=int, default=1500)
 parser.add_argument("--skip-reference", action="store_true")
+parser.add_argument("--batching-steps", type=int, default=100, help="steps timed for the batching comparison (0: skip)")
 args = parser.parse_args()
 
 # the data of bench_inference.py
@@ -58,8 +69,42 @@ def run(seed: int, rungs: int, steps: int, burn: int) -> tuple:
     return res.mean[free], res.sd[free], ess, share, res
 
 
+if args.batching_steps:
+    # the fit's log-posterior (Whittle likelihood, centred priors) in the Laplace-whitened coordinates the sampler uses
+    lap = fit(model, data, likelihood="whittle", tol=1e-3)
+    prior = centre_amplitudes(model, data, prior_from_model(model))
+    likelihood = make_likelihood("whittle", data)
+    root = np.linalg.cholesky(lap.cov[np.ix_(lap.free, lap.free)])
+
+    def log_parts(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        pred, ok = model.predict_batch(prior.expand(lap.mean[lap.free] + z @ root.T), integrate=False)
+        with np.errstate(all="ignore"):
+            log_lik = likelihood.loglik(np.where(ok[:, None, None, None], pred, 1.0), None)
+        return prior.log_density(lap.mean[lap.free] + z @ root.T), np.where(ok & np.isfinite(log_lik), log_lik, -np.inf)
+
+    betas, walkers = temperature_ladder(TEMPERATURES), 102 // args.replicas
+    initial = np.random.default_rng(0).standard_normal((args.replicas, betas.size, walkers, root.shape[0]))
+    timings = {}
+    for label, groups in (("one sampler", [(initial, betas)]), ("one sampler per group", [])):
+        if not groups:
+            groups = [(initial[r, k][None, None], betas[k : k + 1]) for r, k in np.ndindex(*initial.shape[:2])]
+        ensembles = [
+            TemperedEnsemble(log_parts, b, x, lambda beta: ensemble_moves("laplace-de"), np.random.default_rng(1))
+            for x, b in groups
+        ]
+        start = time.perf_counter()
+        for ensemble in ensembles:
+            ensemble.run(args.batching_steps)
+        timings[label] = (time.perf_counter() - start) / args.batching_steps
+    print(
+        f"[batching] {args.replicas} replicas × {betas.size} rungs × {walkers} walkers, {args.batching_steps} steps: "
+        f"{1e3 * timings['one sampler']:.0f} ms per step as one emcee sampler (swaps included), "
+        f"{1e3 * timings['one sampler per group']:.0f} ms as one sampler per replica and rung -> "
+        f"{timings['one sampler per group'] / timings['one sampler']:.2f}x"
+    )
+
 start = time.perf_counter()
-short = [run(seed, 5, args.steps, args.steps // 4) for seed in range(1, args.seeds + 1)]
+short = [run(seed, args.rungs, args.steps, args.steps // 4) for seed in range(1, args.seeds + 1)]
 means = np.array([s[0] for s in short])
 sds = np.array([s[1] for s in short]).mean(0)
 ess, ess_walkers = np.array([s[2] for s in short]).transpose(1, 0, 2)
@@ -74,8 +119,8 @@ ratio = spread_ratio(np.arange(args.seeds))
 ratio_walkers = spread_ratio(np.arange(args.seeds), ess_walkers)
 found = np.array([s[3] > 0 for s in short])  # runs whose restarts seeded the second mode (no draws there otherwise)
 print(
-    f"[tempering] {args.seeds} runs of {args.replicas} replica(s) × 5 rungs × {102 // args.replicas} walkers × "
-    f"{args.steps} steps: min bulk ESS "
+    f"[tempering] {args.seeds} runs of {args.replicas} replica(s) × {args.rungs} rungs × {102 // args.replicas} "
+    f"walkers × {args.steps} steps: min bulk ESS "
     f"{ess.min(1).min():.0f}–{ess.min(1).max():.0f} (walkers as chains {ess_walkers.min(1).min():.0f}–"
     f"{ess_walkers.min(1).max():.0f}), max R-hat "
     f"{min(s[4].diagnostics['r_hat_max'] for s in short):.3f}–{max(s[4].diagnostics['r_hat_max'] for s in short):.3f}, "

@@ -186,11 +186,11 @@ def test_mcmc_agrees_with_laplace_and_is_reproducible(osc_model):
     opts = {"n_steps": 400, "n_walkers": 22}  # × 3 replicas
     mc = fit(osc_model, data, method="mcmc", likelihood="whittle", seed=3, **opts)
     z = (mc.mean - lap.mean)[lap.free] / lap.sd[lap.free]
-    # Monte Carlo error of the mean ≈ 1/sqrt(ESS ≥ 2100) ≈ 0.02 sd (bulk ESS 4618 and 2110 with seeds 3 and 4); the
-    # posterior's mean-vs-mode skew is ≲ 0.05 sd here (measured max |z| 0.065 and 0.024), so 0.2 sd leaves a margin
+    # Monte Carlo error of the mean ≈ 1/sqrt(ESS ≥ 2100) ≈ 0.02 sd (bulk ESS 3206 and 3218 with seeds 3 and 4); the
+    # posterior's mean-vs-mode skew is ≲ 0.05 sd here (measured max |z| 0.051 and 0.080), so 0.2 sd leaves a margin
     assert np.all(np.abs(z) < 0.2), z
     assert mc.diagnostics["ess_bulk_min"] > 500 and mc.converged, mc.message
-    np.testing.assert_allclose(mc.sd[lap.free], lap.sd[lap.free], rtol=0.2)  # measured ratios 0.92–0.97
+    np.testing.assert_allclose(mc.sd[lap.free], lap.sd[lap.free], rtol=0.2)  # measured ratios 0.98–1.03
     assert mc.samples.shape[1] == len(mc.param_names)
     assert mc.ic is not None and np.isfinite(mc.ic.elpd_loo)
     summary = mc.summary()
