@@ -11,6 +11,7 @@ from spectral_dcm.inference.mcmc import (
     MIN_ESS_BULK,
     IndependenceMove,
     TemperedEnsemble,
+    _within_groups,
     ensemble_moves,
     sample,
     temperature_ladder,
@@ -191,6 +192,32 @@ def test_swaps_keep_every_walkers_log_densities_consistent_with_its_position():
         np.testing.assert_allclose(ensemble.state.log_prob[walkers], log_prior + betas[k] * log_lik, rtol=1e-12)
         np.testing.assert_allclose(np.ravel(ensemble.state.blobs)[walkers], log_lik, rtol=1e-12)
     assert np.all(ensemble.swap_acceptance > 0.2)
+
+
+@pytest.mark.parametrize("kind", ["de", "stretch", "laplace-de"])
+def test_moves_of_one_sampler_propose_within_each_group_only(kind):
+    # the walkers of two groups (last coordinate 0 and 1) sit at +50 and −50 (sd 1) in one sampler. Every proposal
+    # for a walker must come from its own group's walkers (DE: x + γ (x_j − x_k), stretch: x_j + z (x − x_j), snooker)
+    # or its own group's move (the independence move of group g proposes around its centre ±50), so it stays within
+    # the cluster's scale (snooker steps reach ~20 here); partners from the other group would put most ~100 away
+    rng = np.random.default_rng(0)
+    centre = np.array([50.0, -50.0])
+    coords = np.column_stack([rng.standard_normal((32, 2)) + np.repeat(centre, 16)[:, None], np.repeat([0.0, 1.0], 16)])
+    for move, _ in ensemble_moves(kind):
+        inner = [move] * 2
+        if isinstance(move, IndependenceMove):
+            inner = [IndependenceMove(scale=0.5, centres=[[c, c]]) for c in centre]
+        grouped = _within_groups(inner)
+        if isinstance(grouped, emcee.moves.RedBlueMove):
+            grouped.setup(coords)
+            halves = [coords[i :: grouped.nsplits] for i in range(grouped.nsplits)]
+            q, _ = grouped.get_proposal(halves[0], halves[1:], np.random.RandomState(1))
+        else:
+            q, _ = grouped.get_proposal(coords, np.random.RandomState(1))
+            halves = [coords]
+        own = centre[halves[0][:, -1].astype(int)]
+        assert np.all(np.abs(q[:, :-1] - own[:, None]) < 40.0), type(move).__name__
+        np.testing.assert_array_equal(q[:, -1], halves[0][:, -1])  # the group column never changes
 
 
 def test_tempering_corrects_a_wrong_share_of_the_mass_between_modes():
