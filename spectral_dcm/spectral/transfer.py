@@ -76,15 +76,25 @@ def _in_chunks(method, A, B, C, freqs, D, bytes_per_member: int) -> np.ndarray |
     return np.concatenate(parts)
 
 
+def delayed_entries(A: np.ndarray, D: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns of the entries of ``A`` that are non-zero and delayed in any batch member.
+
+    A delay on a zero entry of ``A`` changes nothing: on 1-source CMC ``D`` is non-zero in all
+    8 columns, but ``A ∘ D`` in 6 entries of 4 columns.
+    """
+    delayed = (A != 0) & (D != 0)
+    return np.nonzero(np.any(delayed.reshape(-1, *delayed.shape[-2:]), axis=0))
+
+
 def delayed_matrix(A, D, s) -> np.ndarray:
     """``A ∘ exp(−sD)`` at every ``s`` (``[n_freq]``), shape ``[..., n_freq, rows, cols]``.
 
-    The exponential is evaluated only on the entries that are delayed and non-zero in some
-    batch member (on 1-source CMC 6 of 64), where most of the time of a delayed solve went.
+    The exponential is evaluated only on the :func:`delayed_entries`, where most of the time
+    of a delayed solve went.
     """
     A = np.broadcast_to(A, np.broadcast_shapes(np.shape(A), np.shape(D)))
     M = np.broadcast_to(A[..., None, :, :], (*A.shape[:-2], s.size, *A.shape[-2:])).astype(complex)
-    rows, cols = np.nonzero(np.any(((A != 0) & (D != 0)).reshape(-1, *A.shape[-2:]), axis=0))
+    rows, cols = delayed_entries(A, D)
     M[..., rows, cols] *= np.exp(-s[:, None] * D[..., None, rows, cols])
     return M
 
@@ -108,13 +118,8 @@ def transfer_solve(A, B, C, freqs, D=None) -> np.ndarray:
 
 
 def delayed_columns(A: np.ndarray, D: np.ndarray) -> np.ndarray:
-    """Indices of the state columns with a delayed non-zero entry of ``A`` in any row (and batch member).
-
-    A delay on a zero entry of ``A`` changes nothing: on 1-source CMC ``D`` is non-zero in all
-    8 columns but ``A ∘ D`` only in 4.
-    """
-    delayed = (A != 0) & (D != 0)
-    return np.flatnonzero(np.any(delayed.reshape(-1, delayed.shape[-1]), axis=0))
+    """Indices of the state columns that hold one of the :func:`delayed_entries`, sorted."""
+    return np.unique(delayed_entries(A, D)[1])
 
 
 def transfer_schur(A, B, C, freqs, D) -> np.ndarray | None:
