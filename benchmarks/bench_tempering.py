@@ -31,7 +31,7 @@ import numpy as np
 
 import spectral_dcm as sd
 from spectral_dcm.inference import fit
-from spectral_dcm.inference.fitting import make_likelihood
+from spectral_dcm.inference.fitting import make_likelihood, mcmc_log_posterior
 from spectral_dcm.inference.mcmc import TEMPERATURES, TemperedEnsemble, ensemble_moves, temperature_ladder
 from spectral_dcm.inference.priors import centre_amplitudes, prior_from_model
 from spectral_dcm.spectra import Spectra
@@ -76,14 +76,12 @@ if args.batching_steps:
     # the fit's log-posterior (Whittle likelihood, centred priors) in the Laplace-whitened coordinates the sampler uses
     lap = fit(model, data, likelihood="whittle", tol=1e-3)
     prior = centre_amplitudes(model, data, prior_from_model(model))
-    likelihood = make_likelihood("whittle", data)
     root = np.linalg.cholesky(lap.cov[np.ix_(lap.free, lap.free)])
 
+    log_posterior = mcmc_log_posterior(model, prior, make_likelihood("whittle", data), None)
+
     def log_parts(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        pred, ok = model.predict_batch(prior.expand(lap.mean[lap.free] + z @ root.T), integrate=False)
-        with np.errstate(all="ignore"):
-            log_lik = likelihood.loglik(np.where(ok[:, None, None, None], pred, 1.0), None)
-        return prior.log_density(lap.mean[lap.free] + z @ root.T), np.where(ok & np.isfinite(log_lik), log_lik, -np.inf)
+        return log_posterior(lap.mean[lap.free] + z @ root.T)
 
     betas, walkers = temperature_ladder(TEMPERATURES), 102 // args.replicas
     initial = np.random.default_rng(0).standard_normal((args.replicas, betas.size, walkers, root.shape[0]))
