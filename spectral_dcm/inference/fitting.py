@@ -11,6 +11,7 @@ import numpy as np
 from ..errors import DataError, SpectralDCMError, UnstableError
 from ..spectra import Spectra
 from ..spectral.csd import SpectralModel
+from ..spectral.sensitivity import csd_jacobian
 from .laplace import LaplaceResult, PredictBatch, variational_laplace
 from .likelihood import GaussianLikelihood, WhittleLikelihood
 from .mcmc import sample
@@ -63,6 +64,24 @@ def _batch_predictor(model: SpectralModel, prior: Prior, *, integrate: bool = Tr
     return predict
 
 
+def _exact_jacobian(model: SpectralModel, prior: Prior) -> Callable:
+    """``jacobian(p) -> (pred, jac[..., n_free], ok)`` for variational Laplace, from the exact derivatives.
+
+    See :func:`~spectral_dcm.spectral.sensitivity.csd_jacobian`; a failure gives ``ok = False``, never an exception.
+    """
+    free = np.flatnonzero(prior.free)
+
+    def jacobian(p):
+        try:
+            pred, jac, ok = csd_jacobian(model, prior.expand(p)[None], free)
+        except (SpectralDCMError, np.linalg.LinAlgError, FloatingPointError) as err:
+            logger.debug("exact Jacobian failed: %s", err)
+            return None, None, False
+        return (pred[0], jac[0], True) if ok[0] else (None, None, False)
+
+    return jacobian
+
+
 def mcmc_log_posterior(model: SpectralModel, prior: Prior, lik, h) -> Callable:
     """The log-posterior MCMC samples: ``log_parts(p[K, n_free]) -> (log_prior[K], log_likelihood[K])``.
 
@@ -106,6 +125,7 @@ def _distinct_modes(fits: list[LaplaceResult]) -> list[LaplaceResult]:
 
 def _laplace_with_restarts(
     predict: PredictBatch,
+    jacobian: Callable,
     prior: Prior,
     lik: GaussianLikelihood | WhittleLikelihood,
     restarts: int,
@@ -120,14 +140,15 @@ def _laplace_with_restarts(
     iteration counts and run times of all starts are summed into the returned result.
     Also returns the distinct modes found (:func:`_distinct_modes`, the best first).
     """
-    fits = [variational_laplace(predict, prior.var[prior.free], lik, max_iter=max_iter, progress=progress, tol=tol)]
+    options = {"max_iter": max_iter, "tol": tol, "jacobian": jacobian}
+    fits = [variational_laplace(predict, prior.var[prior.free], lik, progress=progress, **options)]
     rng = np.random.default_rng(seed)
     sd = np.sqrt(prior.var[prior.free])
     for _ in range(restarts):
         for _try in range(10):
             try:
                 p0 = sd * rng.standard_normal(sd.size)
-                fits.append(variational_laplace(predict, sd**2, lik, max_iter=max_iter, tol=tol, p0=p0))
+                fits.append(variational_laplace(predict, sd**2, lik, p0=p0, **options))
                 break
             except UnstableError:
                 continue
@@ -228,7 +249,8 @@ def fit(
     predict = _batch_predictor(model, prior)
     tol = options.get("tol", 1e-3 if method == "mcmc" else 0.1)
     restarts = options.get("restarts", MCMC_RESTARTS if method == "mcmc" else 0)
-    vl, modes = _laplace_with_restarts(predict, prior, lik, restarts, seed, max_iter, progress, tol)
+    jacobian = _exact_jacobian(model, prior)
+    vl, modes = _laplace_with_restarts(predict, jacobian, prior, lik, restarts, seed, max_iter, progress, tol)
     mode_table = _mode_table(modes, prior)
     if len(modes) > 1:
         shares = ", ".join(f"{row['weight']:.3f}" for row in mode_table)

@@ -20,7 +20,7 @@ from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.pycode import PythonCodePrinter
 
 #: bump when the generated code changes shape, to invalidate disk caches
-CODEGEN_VERSION = 3
+CODEGEN_VERSION = 4
 
 
 class _ScalarPrinter(PythonCodePrinter):

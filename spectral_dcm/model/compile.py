@@ -100,6 +100,9 @@ def _generate_source(spec: ModelSpec, gradients: bool) -> str:
                         entries.append(((i, j, v_index), de))
             parts.append(generate_function(label, entries, (mat.rows, mat.cols, n + npar)))
         parts.append(generate_function("dgdp", _entries(g.jacobian(lp) if npar else sp.zeros(k, 0)), (k, npar)))
+        if spec.delays is not None:
+            entries = [((i, j, v), sp.diff(e, lp[v])) for (i, j), e in _entries(d) for v in range(npar)]
+            parts.append(generate_function("dD", [(key, e) for key, e in entries if e != 0], (n, n, npar)))
     return "\n\n".join(parts)
 
 
@@ -274,6 +277,17 @@ class CompiledModel:
         if not self.has_delays:
             return None
         return self._call("delays", None, None, theta)
+
+    def delay_derivatives(self, theta) -> np.ndarray | None:
+        """∂D/∂θ ``[..., n, n, p]``; None if the model has no delays.
+
+        Only available when compiled with ``gradients=True``.
+        """
+        if not self.has_delays:
+            return None
+        if not self.has_gradients:
+            raise RuntimeError("compile the model with gradients=True to get delay derivatives")
+        return self._call("dD", None, None, theta)
 
     def second_order(self, x, theta, u=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """∂A/∂(x,θ), ∂B/∂(x,θ), ∂C/∂(x,θ) (last axis: n states then p params) and ∂g/∂θ.

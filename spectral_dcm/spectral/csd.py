@@ -141,6 +141,18 @@ class SpectralModel:
         self.n_model_params = spec.n_params
         self._index = {p.name: i for i, p in enumerate(self.parameters)}
         self._reference_state: np.ndarray | None = None
+        self._gradient_model: CompiledModel | None = None
+
+    @property
+    def gradient_model(self) -> CompiledModel:
+        """The neural model compiled with second-order terms (compiled, or loaded from the cache, on first use).
+
+        :func:`~spectral_dcm.spectral.sensitivity.csd_jacobian` differentiates with it.
+        """
+        if self._gradient_model is None:
+            model = self.model
+            self._gradient_model = model if model.has_gradients else compile_model(model.spec, gradients=True)
+        return self._gradient_model
 
     # -- parameter helpers ----------------------------------------------------------
     @property
@@ -180,8 +192,9 @@ class SpectralModel:
             theta[self.index(name)] = value
         return theta
 
-    def _physical(self, theta: np.ndarray, name: str) -> np.ndarray:
-        i = self._index[name]
+    def physical_value(self, theta: np.ndarray, name: str) -> np.ndarray:
+        """The physical value of parameter ``name`` at θ (``theta[..., n_params]``)."""
+        i = self.index(name)
         return self.parameters[i].to_physical(theta[..., i])
 
     def _check(self, theta) -> np.ndarray:
@@ -203,23 +216,23 @@ class SpectralModel:
 
     def innovation_spectra(self, theta) -> np.ndarray:
         """``S_u[..., f, m]``: innovation spectrum of each input."""
-        beta = self._physical(theta, "innov_exponent")
-        amps = np.stack([self._physical(theta, f"innov_amp_{u.name}") for u in self.model.spec.inputs], axis=-1)
+        beta = self.physical_value(theta, "innov_exponent")
+        amps = np.stack([self.physical_value(theta, f"innov_amp_{u.name}") for u in self.model.spec.inputs], axis=-1)
         return amps[..., None, :] * self.freqs[:, None] ** (-np.asarray(beta)[..., None, None])
 
     def noise_spectra(self, theta) -> tuple[np.ndarray, np.ndarray]:
         """Channel-specific ``[..., f, c]`` and common ``[..., f]`` noise spectra."""
-        beta = np.asarray(self._physical(theta, "noise_exponent"))
+        beta = np.asarray(self.physical_value(theta, "noise_exponent"))
         shape = self.freqs ** (-beta[..., None])
-        amps = np.stack([self._physical(theta, f"noise_amp_{ch}") for ch in self.channel_names], axis=-1)
-        common = np.asarray(self._physical(theta, "noise_common_amp"))[..., None] * shape
+        amps = np.stack([self.physical_value(theta, f"noise_amp_{ch}") for ch in self.channel_names], axis=-1)
+        common = np.asarray(self.physical_value(theta, "noise_common_amp"))[..., None] * shape
         return amps[..., None, :] * shape[..., :, None], common
 
     def observation(self, theta) -> np.ndarray:
         """The observation matrix ``[..., c, k]`` mapping model outputs to channels."""
         if self.lead_field is not None:
             return np.broadcast_to(self.lead_field, np.shape(theta)[:-1] + self.lead_field.shape)
-        gains = np.stack([self._physical(theta, f"gain_{ch}") for ch in self.channel_names], axis=-1)
+        gains = np.stack([self.physical_value(theta, f"gain_{ch}") for ch in self.channel_names], axis=-1)
         return gains[..., :, None] * np.eye(len(self.channel_names))
 
     def csd_from_linearisation(self, lin: Linearisation, theta) -> np.ndarray:
@@ -270,6 +283,20 @@ class SpectralModel:
         :func:`~spectral_dcm.model.fixed_point.find_fixed_points_batch`.
         """
         thetas = self._check(np.atleast_2d(thetas))
+        lin, ok = self.linearise_batch(thetas, integrate=integrate)
+        with np.errstate(all="ignore"):  # overflow at extreme parameters: a failed member, not a warning
+            G = self.csd_from_linearisation(lin, thetas)
+        ok &= np.all(np.isfinite(G.reshape(len(G), -1)), axis=1)
+        G[~ok] = np.nan
+        return G, ok
+
+    def linearise_batch(self, thetas, *, integrate: bool = True) -> tuple[Linearisation, np.ndarray]:
+        """Stacked linearisations of a batch ``thetas[K, p]`` and ``ok[K]`` (a stable fixed point was found).
+
+        Failed members get ``A = −I`` and ``ok = False``; stability is judged as in
+        :meth:`predict_batch`, which this serves (and :mod:`~spectral_dcm.spectral.sensitivity`).
+        """
+        thetas = self._check(np.atleast_2d(thetas))
         th_model = thetas[:, : self.n_model_params]
         if self._reference_state is None:  # continuation from the prior's fixed point
             self._reference_state = find_fixed_point(self.model, self.prior_mean()[: self.n_model_params]).x
@@ -293,9 +320,4 @@ class SpectralModel:
             idx = np.flatnonzero(ok)[doubt]
             abscissa[doubt] = stability_abscissa(roots[doubt], conserved_count(A[idx], B[idx]))
             ok[ok] = abscissa < 0
-        lin = Linearisation(A=A, B=B, C=C, D=D, x=x, theta=th_model, eigenvalues=np.empty(0))
-        with np.errstate(all="ignore"):  # overflow at extreme parameters: a failed member, not a warning
-            G = self.csd_from_linearisation(lin, thetas)
-        ok &= np.all(np.isfinite(G.reshape(len(G), -1)), axis=1)
-        G[~ok] = np.nan
-        return G, ok
+        return Linearisation(A=A, B=B, C=C, D=D, x=x, theta=th_model, eigenvalues=np.empty(0)), ok
