@@ -20,7 +20,7 @@ from .priors import Prior, centre_amplitudes, prior_from_model
 
 logger = logging.getLogger(__name__)
 
-_LAPLACE_OPTIONS = {"hE", "hC", "centre", "tol", "restarts"}
+_LAPLACE_OPTIONS = {"hE", "hC", "centre", "tol", "restarts", "jacobian"}
 _MCMC_OPTIONS = {"n_walkers", "n_steps", "burn", "thin", "moves", "temperatures", "replicas", "target_ess", "max_steps"}
 
 
@@ -125,7 +125,7 @@ def _distinct_modes(fits: list[LaplaceResult]) -> list[LaplaceResult]:
 
 def _laplace_with_restarts(
     predict: PredictBatch,
-    jacobian: Callable,
+    jacobian: Callable | None,
     prior: Prior,
     lik: GaussianLikelihood | WhittleLikelihood,
     restarts: int,
@@ -213,7 +213,10 @@ def fit(
         :func:`~spectral_dcm.inference.priors.centre_amplitudes`); ``hE``, ``hC``:
         hyperprior of the log-precision (SPM: 8, 1/128); ``tol``: convergence threshold on
         the predicted increase of F (SPM: 0.1; MCMC default 1e-3 so the walkers start at
-        the mode); ``restarts`` (0; for MCMC ``MCMC_RESTARTS``): further variational
+        the mode); ``jacobian``: ``"exact"`` (default; :mod:`~spectral_dcm.spectral.sensitivity`, the
+        model compiled once more with second-order terms: 13 s for the thalamo-cortical model, then
+        cached) or ``"finite-differences"`` (forward differences, ``n_free + 1`` batched
+        predictions per iteration); ``restarts`` (0; for MCMC ``MCMC_RESTARTS``): further variational
         Laplace runs from draws of the prior (seeded by ``seed``), keeping the one with the
         highest F — guards against local optima when the truth may be far from the prior
         mean; converged optima more than ``MODE_SEPARATION`` posterior sd apart are
@@ -249,7 +252,13 @@ def fit(
     predict = _batch_predictor(model, prior)
     tol = options.get("tol", 1e-3 if method == "mcmc" else 0.1)
     restarts = options.get("restarts", MCMC_RESTARTS if method == "mcmc" else 0)
-    jacobian = _exact_jacobian(model, prior)
+    jacobian_kind = options.get("jacobian", "exact")
+    if jacobian_kind == "exact":
+        jacobian = _exact_jacobian(model, prior)
+    elif jacobian_kind == "finite-differences":
+        jacobian = None  # variational_laplace's default
+    else:
+        raise ValueError(f"jacobian must be 'exact' or 'finite-differences', not {jacobian_kind!r}")
     vl, modes = _laplace_with_restarts(predict, jacobian, prior, lik, restarts, seed, max_iter, progress, tol)
     mode_table = _mode_table(modes, prior)
     if len(modes) > 1:
