@@ -94,14 +94,19 @@ def _generate_source(spec: ModelSpec, gradients: bool) -> str:
         for label, mat in (("dA", dfdx), ("dB", dfdu), ("dC", dgdx)):
             entries = []
             for (i, j), e in _entries(mat):
+                present = e.free_symbols  # differentiating by the other variables gives 0, slowly
                 for v_index, v in enumerate(variables):
-                    de = sp.diff(e, v)
-                    if de != 0:
+                    if v in present and (de := sp.diff(e, v)) != 0:
                         entries.append(((i, j, v_index), de))
             parts.append(generate_function(label, entries, (mat.rows, mat.cols, n + npar)))
         parts.append(generate_function("dgdp", _entries(g.jacobian(lp) if npar else sp.zeros(k, 0)), (k, npar)))
         if spec.delays is not None:
-            entries = [((i, j, v), sp.diff(e, lp[v])) for (i, j), e in _entries(d) for v in range(npar)]
+            entries = [
+                ((i, j, v), sp.diff(e, lp[v]))
+                for (i, j), e in _entries(d)
+                for v in range(npar)
+                if lp[v] in e.free_symbols
+            ]
             parts.append(generate_function("dD", [(key, e) for key, e in entries if e != 0], (n, n, npar)))
     return "\n\n".join(parts)
 
