@@ -1,7 +1,8 @@
 """Compile a :class:`~spectral_dcm.model.spec.ModelSpec` into fast numeric functions.
 
 SymPy derives ∂f/∂x, ∂f/∂u, ∂f/∂θ, ∂g/∂x (and, on request, the second-order terms
-∂A/∂x, ∂A/∂θ, ∂B/∂·, ∂C/∂· that analytic parameter gradients need). The expressions
+∂A/∂x, ∂A/∂θ, ∂B/∂·, ∂C/∂· and ∂D/∂θ that the exact parameter derivatives of
+:mod:`spectral_dcm.spectral.sensitivity` need). The expressions
 are turned into Python source by :mod:`spectral_dcm.model.codegen` and the module is
 cached on disk under a hash of the specification, so a second process imports it
 instead of paying the SymPy cost again.

@@ -76,7 +76,7 @@ def _transfer_and_derivative(A, B, C, D, dA, dB, dC, dD, freqs):
 def csd_jacobian(
     model: SpectralModel, thetas, params=None, *, integrate: bool = True
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Predicted CSDs and their exact derivatives with respect to all of θ, for a batch.
+    """Predicted CSDs and their exact derivatives by θ (all of it or ``params``), for a batch.
 
     Parameters
     ----------
@@ -128,14 +128,16 @@ def _csd_jacobian(model: SpectralModel, thetas, model_params, lin, ok, start: in
     n_model = model.n_model_params
     compiled = model.gradient_model
     th = thetas[:, :n_model]
-    A, B, C, x = lin.A[members], lin.B[members], lin.C[members], lin.x[members]
+    B, C, x = lin.B[members], lin.C[members], lin.x[members]
     n, m = B.shape[-2:]
+    # failed members (no fixed point, unstable) are NaN in the end; −I keeps their solves regular meanwhile
+    A = np.where(ok[members, None, None], lin.A[members], -np.eye(n))
     u = np.zeros((1, m))
     with np.errstate(all="ignore"):
         dA2, dB2, dC2, _ = compiled.second_order(x, th, u)
         dA2, dB2, dC2 = (np.broadcast_to(d, (K, *d.shape[-3:])) for d in (dA2, dB2, dC2))
         dfdp = compiled.dfdp(x, th, u)[..., model_params]
-        dxdp = _fixed_point_sensitivity(np.where(ok[members, None, None], A, -np.eye(n)), dfdp)
+        dxdp = _fixed_point_sensitivity(A, dfdp)
 
         def total(d2):
             return d2[..., n + model_params] + d2[..., :n] @ dxdp[:, None]
