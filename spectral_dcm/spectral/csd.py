@@ -310,7 +310,6 @@ class SpectralModel:
         D = self.model.delays(th_model) if self.model.has_delays else None
         with np.errstate(all="ignore"):
             ok &= np.all(np.isfinite(A), axis=(1, 2))
-            A = np.where(ok[:, None, None], A, -np.eye(self.model.n_states))
             D_ok = None if D is None or self.delays == "none" else (D[ok] if D.ndim == 3 else D)
             roots = characteristic_roots(A[ok], D_ok, self.n_delayed_roots)
             # NaN (an unconverged root) is not < 0. Conserved quantities' zero roots are set aside, which
@@ -320,4 +319,6 @@ class SpectralModel:
             idx = np.flatnonzero(ok)[doubt]
             abscissa[doubt] = stability_abscissa(roots[doubt], conserved_count(A[idx], B[idx]))
             ok[ok] = abscissa < 0
+        # every failed member (no fixed point, non-finite or unstable): −I keeps the callers' batched solves regular
+        A = np.where(ok[:, None, None], A, -np.eye(self.model.n_states))
         return Linearisation(A=A, B=B, C=C, D=D, x=x, theta=th_model, eigenvalues=np.empty(0)), ok

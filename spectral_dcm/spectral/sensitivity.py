@@ -107,10 +107,10 @@ def csd_jacobian(
     per_member = model.freqs.size * n * n * 16 * (model_params.size + 4)
     if K * per_member > CHUNK_BYTES and K > 1:
         step = max(1, CHUNK_BYTES // per_member)
-        parts = [_csd_jacobian(model, thetas[i : i + step], model_params, lin, ok, i) for i in range(0, K, step)]
+        parts = [_csd_jacobian(model, thetas[i : i + step], model_params, lin, i) for i in range(0, K, step)]
         G, dG = (np.concatenate(x) for x in zip(*parts, strict=True))
     else:
-        G, dG = _csd_jacobian(model, thetas, model_params, lin, ok, 0)
+        G, dG = _csd_jacobian(model, thetas, model_params, lin, 0)
     dG = dG[..., params]
     ok = ok & np.all(np.isfinite(G.reshape(K, -1)), axis=1) & np.all(np.isfinite(dG.reshape(K, -1)), axis=1)
     G[~ok] = np.nan
@@ -118,7 +118,7 @@ def csd_jacobian(
     return G, dG, ok
 
 
-def _csd_jacobian(model: SpectralModel, thetas, model_params, lin, ok, start: int) -> tuple[np.ndarray, np.ndarray]:
+def _csd_jacobian(model: SpectralModel, thetas, model_params, lin, start: int) -> tuple[np.ndarray, np.ndarray]:
     """:func:`csd_jacobian` for the members ``start : start + len(thetas)`` of the linearisation ``lin``.
 
     Returns the derivatives by all parameters, zero for the model parameters not in ``model_params``.
@@ -128,10 +128,8 @@ def _csd_jacobian(model: SpectralModel, thetas, model_params, lin, ok, start: in
     n_model = model.n_model_params
     compiled = model.gradient_model
     th = thetas[:, :n_model]
-    B, C, x = lin.B[members], lin.C[members], lin.x[members]
+    A, B, C, x = lin.A[members], lin.B[members], lin.C[members], lin.x[members]  # failed members: A = −I
     n, m = B.shape[-2:]
-    # failed members (no fixed point, unstable) are NaN in the end; −I keeps their solves regular meanwhile
-    A = np.where(ok[members, None, None], lin.A[members], -np.eye(n))
     u = np.zeros((1, m))
     with np.errstate(all="ignore"):
         dA2, dB2, dC2, _ = compiled.second_order(x, th, u)
