@@ -3,13 +3,15 @@
 The data are ``bench_inference.py``'s simulated 1-source CMC spectrum, whose posterior has
 two modes (the second, J_ss ≈ −0.33, holds a few % of the mass). ``--seeds`` short runs
 with the benchmark's settings (``--replicas`` replicas of ``--rungs`` 5 rungs, 102 walkers per rung
-in all, ``--steps`` 160, a quarter burnt) are compared
+in all, ``--steps`` 160, a quarter burnt, after ``--adapt-steps`` steps that fit the independence move's
+transport map) are compared
 
 1. with each other: the spread of their posterior means over the seeds, in posterior sd,
    against the Monte Carlo error ``1 / sqrt(ESS)`` their bulk ESS claims (a ratio near 1
    means the ESS is honest; far above 1, the ESS overstates the information), for the
    package's ESS (of the replicas' ensemble means) and for ArviZ's with walkers as chains; and
-2. with one long reference run (``--reference-rungs`` rungs, ``--reference-steps`` steps):
+2. with one long reference run (``--reference-rungs`` rungs, ``--reference-steps`` steps, by default with the
+   Laplace proposals, so it does not share the transport map's errors):
    |Δmean| / sd, the sd ratio and the share of the draws in the second mode (J_ss < −0.2).
 
 First, the cost of the sampler's steps: :class:`~spectral_dcm.inference.mcmc.TemperedEnsemble`
@@ -20,8 +22,9 @@ before, are timed in the same run (``--batching-steps``), with the log-posterior
 walker in batches of 17 and 255, and the delayed transfer function of CMC against the
 full-exponential solve it replaced.
 
-Usage: python benchmarks/bench_tempering.py [--seeds 6] [--replicas 3] [--rungs 5] [--steps 160] [--reference-rungs 7]
-       [--reference-steps 1500] [--skip-reference] [--batching-steps 100]
+Usage: python benchmarks/bench_tempering.py [--seeds 6] [--replicas 3] [--rungs 5] [--steps 160] [--adapt-steps 320]
+       [--reference-rungs 7] [--reference-steps 1500] [--reference-adapt-steps 0] [--skip-reference]
+       [--batching-steps 100]
 """
 
 import argparse
@@ -32,7 +35,7 @@ import numpy as np
 import spectral_dcm as sd
 from spectral_dcm.inference import fit
 from spectral_dcm.inference.fitting import make_likelihood, mcmc_log_posterior
-from spectral_dcm.inference.mcmc import TEMPERATURES, TemperedEnsemble, ensemble_moves, temperature_ladder
+from spectral_dcm.inference.mcmc import ADAPT_STEPS, TEMPERATURES, TemperedEnsemble, ensemble_moves, temperature_ladder
 from spectral_dcm.inference.priors import centre_amplitudes, prior_from_model
 from spectral_dcm.spectra import Spectra
 from spectral_dcm.spectral.transfer import transfer_function
@@ -42,7 +45,13 @@ parser.add_argument("--seeds", type=int, default=6)
 parser.add_argument("--replicas", type=int, default=3)
 parser.add_argument("--rungs", type=int, default=TEMPERATURES, help="rungs of the short runs")
 parser.add_argument("--steps", type=int, default=160, help="steps of each short run (a quarter burnt)")
+parser.add_argument(
+    "--adapt-steps", type=int, default=ADAPT_STEPS, help="steps fitting the transport map before each run (0: none)"
+)
 parser.add_argument("--reference-rungs", type=int, default=7)
+parser.add_argument(
+    "--reference-adapt-steps", type=int, default=0, help="the reference's (default 0: Laplace proposals, independent)"
+)
 parser.add_argument("--reference-steps", type=int, default=1500)
 parser.add_argument("--skip-reference", action="store_true")
 parser.add_argument("--batching-steps", type=int, default=100, help="steps timed for the batching comparison (0: skip)")
@@ -60,10 +69,10 @@ model = sd.SpectralModel(sd.get_model("cmc"), freqs, priors={"noise_common_amp":
 J_SS = model.param_names.index("J_ss")
 
 
-def run(seed: int, rungs: int, steps: int, burn: int) -> tuple:
+def run(seed: int, rungs: int, steps: int, burn: int, adapt_steps: int) -> tuple:
     res = fit(
         model, data, method="mcmc", likelihood="whittle", seed=seed, temperatures=rungs, replicas=args.replicas,
-        n_walkers=102 // args.replicas, n_steps=steps, burn=burn,
+        n_walkers=102 // args.replicas, n_steps=steps, burn=burn, adapt_steps=adapt_steps,
     )  # fmt: skip
     free = res.free
     per_param = res.diagnostics["per_parameter"].values()
@@ -142,7 +151,7 @@ if args.batching_steps:
     )
 
 start = time.perf_counter()
-short = [run(seed, args.rungs, args.steps, args.steps // 4) for seed in range(1, args.seeds + 1)]
+short = [run(seed, args.rungs, args.steps, args.steps // 4, args.adapt_steps) for seed in range(1, args.seeds + 1)]
 means = np.array([s[0] for s in short])
 sds = np.array([s[1] for s in short]).mean(0)
 ess, ess_walkers = np.array([s[2] for s in short]).transpose(1, 0, 2)
@@ -158,7 +167,7 @@ ratio_walkers = spread_ratio(np.arange(args.seeds), ess_walkers)
 found = np.array([s[3] > 0 for s in short])  # runs whose restarts seeded the second mode (no draws there otherwise)
 print(
     f"[tempering] {args.seeds} runs of {args.replicas} replica(s) × {args.rungs} rungs × {102 // args.replicas} "
-    f"walkers × {args.steps} steps: min bulk ESS "
+    f"walkers × {args.steps} steps (after {args.adapt_steps} adaptation steps): min bulk ESS "
     f"{ess.min(1).min():.0f}–{ess.min(1).max():.0f} (walkers as chains {ess_walkers.min(1).min():.0f}–"
     f"{ess_walkers.min(1).max():.0f}), max R-hat "
     f"{min(s[4].diagnostics['r_hat_max'] for s in short):.3f}–{max(s[4].diagnostics['r_hat_max'] for s in short):.3f}, "
@@ -179,7 +188,8 @@ if 2 < found.sum() < args.seeds:
     )
 if not args.skip_reference:
     start = time.perf_counter()
-    ref_mean, ref_sd, ref_ess, ref_share, ref = run(0, args.reference_rungs, args.reference_steps, 300)
+    reference = run(0, args.reference_rungs, args.reference_steps, 300, args.reference_adapt_steps)
+    ref_mean, ref_sd, ref_ess, ref_share, ref = reference
     dz = np.abs(means - ref_mean) / ref_sd
     print(
         f"[tempering] reference: {args.reference_rungs} rungs × {args.reference_steps} steps, min bulk ESS "

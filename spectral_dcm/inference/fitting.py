@@ -21,7 +21,18 @@ from .priors import Prior, centre_amplitudes, prior_from_model
 logger = logging.getLogger(__name__)
 
 _LAPLACE_OPTIONS = {"hE", "hC", "centre", "tol", "restarts", "jacobian"}
-_MCMC_OPTIONS = {"n_walkers", "n_steps", "burn", "thin", "moves", "temperatures", "replicas", "target_ess", "max_steps"}
+_MCMC_OPTIONS = {
+    "n_walkers",
+    "n_steps",
+    "burn",
+    "thin",
+    "moves",
+    "temperatures",
+    "replicas",
+    "target_ess",
+    "max_steps",
+    "adapt_steps",
+}
 
 
 def independent_fraction(data: Spectra) -> float:
@@ -225,7 +236,8 @@ def fit(
         ``moves="laplace-de"`` proposes from, the mixture of their Laplace approximations;
         MCMC: ``n_walkers``, ``n_steps`` (500), ``burn`` (n_steps // 4), ``thin`` (1),
         ``moves`` ("laplace-de"; or "de", "stretch"), ``temperatures`` (``TEMPERATURES``
-        rungs of parallel tempering; 1 for none), ``replicas`` (``REPLICAS``), ``target_ess`` and ``max_steps`` — see
+        rungs of parallel tempering; 1 for none), ``replicas`` (``REPLICAS``), ``target_ess``, ``max_steps`` and
+        ``adapt_steps`` (``ADAPT_STEPS`` steps that fit the independence move's transport map) — see
         :func:`~spectral_dcm.inference.mcmc.sample`. In the MCMC log-posterior a point whose
         fixed point Newton's method cannot find is rejected rather than retried by the slow
         integrate-to-rest fallback (the variational Laplace fit keeps the fallback).
