@@ -152,6 +152,8 @@ def test_too_few_adaptation_draws_keep_the_laplace_proposals_and_say_so(caplog):
                      temperatures=1, replicas=1, adapt_steps=2, seed=0)  # fmt: skip
     assert not res.diagnostics["transport"] and "keeping the Laplace proposals" in caplog.text
     assert res.chains.shape == (16, 30, 8)
+    with pytest.raises(ValueError, match="adapt_steps must be at least 0, not -1"):
+        sample(log_parts, np.zeros(8), np.eye(8), [f"x{i}" for i in range(8)], n_walkers=16, adapt_steps=-1)
 
 
 def test_only_the_independence_move_set_adapts():

@@ -662,6 +662,8 @@ def sample(
     betas = temperature_ladder(temperatures)
     if replicas < 1:
         raise ValueError(f"replicas must be at least 1, not {replicas!r}")
+    if adapt_steps < 0:
+        raise ValueError(f"adapt_steps must be at least 0, not {adapt_steps!r}")
     balls = [_initial_ball(log_parts_z, n_walkers, centres, roots, weights, rng) for _ in range(replicas * betas.size)]
     initial = np.stack([x for x, _ in balls]).reshape(replicas, betas.size, n_walkers, n)
     parts = np.stack([p for _, p in balls]).reshape(replicas, betas.size, 2, n_walkers)
