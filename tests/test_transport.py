@@ -61,6 +61,8 @@ def test_the_map_sends_a_curved_funnel_shaped_sample_to_a_standard_normal_and_a_
     assert log_q.mean() > gaussian.logpdf(test).mean() + 0.5
     with pytest.raises(ValueError, match="needs more than 15 draws"):
         TransportMap().fit(train[:15])
+    with pytest.raises(ValueError, match=r"coordinate\(s\) \[2\] do not vary"):
+        TransportMap().fit(np.column_stack([train[:, :2], np.ones(len(train)), train[:, 3]]))
 
 
 def test_proposals_through_the_map_are_all_accepted_when_the_target_is_the_proposal():

@@ -673,7 +673,7 @@ def sample(
         ensemble.run(adapt_steps, progress)
         try:
             transport = _fit_transport(ensemble, adapt_steps // 4, (centres, roots, weights), mean, root)
-        except ValueError as err:  # too few draws for the map's quadratic terms
+        except ValueError as err:  # too few draws for the quadratic terms, or a coordinate they never moved
             logger.warning("emcee: keeping the Laplace proposals: %s", err)
         # continue from where the adaptation steps stand, with the map in the independence move; their draws are
         # not kept (adapting the proposal to the chain's own history is not Markov)

@@ -111,14 +111,17 @@ class TransportMap:
         if N <= n_coefficients:
             raise ValueError(f"fitting a transport map in {n} dimensions needs more than {n_coefficients} draws")
         self.mean = draws.mean(axis=0) if self.mean is None else self.mean
+        constant = np.flatnonzero(np.ptp(draws, axis=0) == 0)
+        if constant.size:  # its conditional would be a point mass
+            raise ValueError(f"the draws of coordinate(s) {constant.tolist()} do not vary")
         self.sd = draws.std(axis=0) if self.sd is None else self.sd
         u = (draws - self.mean) / self.sd
         # the most Gaussian coordinates first: the least Gaussian get the richest conditionals
         self.order = np.argsort(np.abs(skew(u)) + np.abs(kurtosis(u)), kind="stable")
         u = u[:, self.order]
-        # coefficients of all coordinates on the features of all of them (zero on the features of later ones), so
-        # that forward evaluates every m_k and s_k with one product each
-        # np.triu_indices(n) lists the pairs i ≤ j < k in the order np.triu_indices(k) does
+        # the coefficients of every m_k and s_k on the features of all coordinates (zero on those of u_k and later
+        # ones), so forward needs one product each; np.triu_indices(n) lists the pairs i ≤ j < k in the order
+        # np.triu_indices(k), the features of u_<k, does
         self._earlier_pairs = [np.flatnonzero(np.triu_indices(n)[1] < k) for k in range(n)]
         self._mean_coef = np.zeros((1 + n + n * (n + 1) // 2, n))
         self._scale_coef = np.zeros((1 + n, n))
