@@ -40,9 +40,14 @@ ALTERNATIONS = 8
 NEWTON_STEPS = 5
 
 
+def _clipped(u: np.ndarray) -> np.ndarray:
+    """``CLIP tanh(u / CLIP)``: what the conditional means and scales see of each coordinate."""
+    return CLIP * np.tanh(u / CLIP)
+
+
 def _features(u: np.ndarray, quadratic: bool) -> np.ndarray:
-    """``[1, v]`` or ``[1, v, v_i v_j (i ≤ j)]`` with ``v = CLIP tanh(u / CLIP)``, for the rows of ``u[N, k]``."""
-    v = CLIP * np.tanh(u / CLIP)
+    """``[1, v]`` or ``[1, v, v_i v_j (i ≤ j)]`` with ``v = _clipped(u)``, for the rows of ``u[N, k]``."""
+    v = _clipped(u)
     if not quadratic:
         return np.column_stack([np.ones(len(v)), v])
     i, j = np.triu_indices(v.shape[1])
@@ -122,7 +127,8 @@ class TransportMap:
         # the coefficients of every m_k and s_k on the features of all coordinates (zero on those of u_k and later
         # ones), so forward needs one product each; np.triu_indices(n) lists the pairs i ≤ j < k in the order
         # np.triu_indices(k), the features of u_<k, does
-        self._earlier_pairs = [np.flatnonzero(np.triu_indices(n)[1] < k) for k in range(n)]
+        self._pairs = np.triu_indices(n)
+        self._earlier_pairs = [np.flatnonzero(self._pairs[1] < k) for k in range(n)]
         self._mean_coef = np.zeros((1 + n + n * (n + 1) // 2, n))
         self._scale_coef = np.zeros((1 + n, n))
         for k in range(n):
@@ -145,7 +151,7 @@ class TransportMap:
         n = z.shape[1]
         u, v = np.zeros_like(z), np.zeros_like(z)  # v: the clipped u the features are made of
         log_det = np.full(len(z), np.log(self.sd).sum())
-        pairs = np.triu_indices(n)
+        pairs = self._pairs
         for k in range(n):
             earlier = self._earlier_pairs[k]
             quadratic = v[:, pairs[0][earlier]] * v[:, pairs[1][earlier]]
@@ -153,7 +159,7 @@ class TransportMap:
             m += quadratic @ self._mean_coef[1 + n + earlier, k]
             s = self._scale_coef[0, k] + v[:, :k] @ self._scale_coef[1 : 1 + k, k]
             u[:, k] = m + np.exp(s) * z[:, k]
-            v[:, k] = CLIP * np.tanh(u[:, k] / CLIP)
+            v[:, k] = _clipped(u[:, k])
             log_det += s
         x = np.empty_like(u)
         x[:, self.order] = u
