@@ -193,6 +193,31 @@ def test_batched_delayed_roots_match_single_ones():
             assert np.min(np.abs(member - np.conj(s))) < 1e-9 * abs(s)
 
 
+def test_sign_only_roots_settle_the_same_stability_with_fewer_newton_steps(monkeypatch):
+    # members shifted by c I (c from 0 to 60) so that their rightmost delayed roots sweep across the imaginary
+    # axis, some within 0.04 of it: the early exit must leave every member with as many roots in the right
+    # half-plane as the fully refined roots, and each root near a fully refined one
+    rng = np.random.default_rng(11)
+    A0 = rng.standard_normal((6, 6)) * 20 - 40 * np.eye(6)
+    D = np.abs(rng.standard_normal((6, 6))) * 0.01 * (rng.random((6, 6)) < 0.5)
+    A = A0 + np.linspace(0.0, 60.0, 241)[:, None, None] * np.eye(6)
+    import spectral_dcm.model.linearise as linearise_module
+
+    steps = []
+    newton_step = linearise_module._newton_step
+    monkeypatch.setattr(linearise_module, "_newton_step", lambda *a: steps.append(len(a[4])) or newton_step(*a))
+    full = characteristic_roots(A, D)
+    full_steps = sum(steps)
+    rough = characteristic_roots(A, D, sign_only=True)
+    assert sum(steps) - full_steps < 0.75 * full_steps  # root-steps
+    assert 0 < np.sum(full[:, 0].real > 0) < len(A) and np.min(np.abs(full.real)) < 0.05
+    np.testing.assert_array_equal(np.sum(rough.real > 0, axis=1), np.sum(full.real > 0, axis=1))
+    # each early root is nearer to a refined one than its real part is to 0, by the margin that settles its sign
+    # (within 2 / SIGN_MARGIN of its real part: up to 3.6 off a real double root at −44.4, where Newton is slow)
+    nearest = np.min(np.abs(rough[:, :, None] - full[:, None, :]), axis=2)
+    assert np.all(nearest <= 2 * np.abs(rough.real) / linearise_module.SIGN_MARGIN)
+
+
 def test_predict_batch_matches_predict(jr):
     model = sd.SpectralModel(jr, np.arange(2, 40, 2.0))
     rng = np.random.default_rng(3)

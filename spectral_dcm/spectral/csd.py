@@ -311,7 +311,7 @@ class SpectralModel:
         with np.errstate(all="ignore"):
             ok &= np.all(np.isfinite(A), axis=(1, 2))
             D_ok = None if D is None or self.delays == "none" else (D[ok] if D.ndim == 3 else D)
-            roots = characteristic_roots(A[ok], D_ok, self.n_delayed_roots)
+            roots = characteristic_roots(A[ok], D_ok, self.n_delayed_roots, sign_only=True)
             # NaN (an unconverged root) is not < 0. Conserved quantities' zero roots are set aside, which
             # can only lower the abscissa: their count (an SVD) is needed only where it is not already < 0
             abscissa = np.max(roots.real, axis=-1)
