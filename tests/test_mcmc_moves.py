@@ -220,6 +220,26 @@ def test_moves_of_one_sampler_propose_within_each_group_only(kind):
         np.testing.assert_array_equal(q[:, -1], halves[0][:, -1])  # the group column never changes
 
 
+def test_independence_moves_of_a_ladder_propose_for_all_groups_at_once_with_their_own_scales():
+    # the rungs' independence moves differ only in scale, so the grouped move proposes for all walkers in one call;
+    # each group's proposals must still follow its own Student-t, with its own log ratio (a shared or swapped
+    # scale fails both checks)
+    scales = [0.5, 3.0]
+    inner = [IndependenceMove(df=5.0, scale=c, centres=[[1.0, -1.0]]) for c in scales]
+    grouped = _within_groups(inner)
+    n = 20000
+    coords = np.column_stack([np.random.default_rng(0).standard_normal((2 * n, 2)), np.repeat([0.0, 1.0], n)])
+    q, factor = grouped.get_proposal(coords, np.random.RandomState(3))
+    np.testing.assert_array_equal(q[:, -1], coords[:, -1])
+    for g, move in enumerate(inner):
+        mine = coords[:, -1] == g
+        t = stats.t(5.0, loc=1.0, scale=scales[g])
+        assert stats.kstest(q[mine, 0], t.cdf).pvalue > 1e-3
+        expected = move.log_proposal(coords[mine, :-1]) - move.log_proposal(q[mine, :-1])
+        np.testing.assert_allclose(factor[mine], expected, rtol=1e-12)
+    assert stats.kstest(q[coords[:, -1] == 0, 0], stats.t(5.0, loc=1.0, scale=scales[1]).cdf).pvalue < 1e-6
+
+
 def test_tempering_corrects_a_wrong_share_of_the_mass_between_modes():
     # the walkers start from a 50/50 mixture of the wells (true shares 0.8/0.2) and only the stretch move runs,
     # which never carries a walker across the valley (x' = x_j + z (x − x_j) with z in [1/2, 2] keeps x₁ on its

@@ -144,6 +144,30 @@ def test_sample_fits_the_map_after_the_adaptation_steps_and_keeps_only_the_main_
     assert plain.acceptance < res.acceptance
 
 
+def test_the_map_is_refitted_after_every_round_to_that_rounds_draws(monkeypatch):
+    # 100 adaptation steps in ADAPT_ROUNDS = 4 rounds of 25: the first map fits steps 6-24 (its round after a
+    # quarter of burn-in), each later one the 25 steps of its own round, run with the previous map
+    import spectral_dcm.inference.mcmc as mcmc
+
+    fits = []
+    fit_transport = mcmc._fit_transport
+
+    def recording(ensemble, discard, *args):
+        fits.append((discard, ensemble.cold_chain().shape[0]))
+        return fit_transport(ensemble, discard, *args)
+
+    monkeypatch.setattr(mcmc, "_fit_transport", recording)
+    mean, cov = np.zeros(2), np.diag([1.0, 2 * B**2 + S**2])
+
+    def log_parts(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.zeros(len(p)), banana_log_prob(p)
+
+    res = sample(log_parts, mean, cov, ["x1", "x2"], adapt_steps=100, n_walkers=32, n_steps=40, temperatures=1,
+                 replicas=1, seed=0)  # fmt: skip
+    assert mcmc.ADAPT_ROUNDS == 4 and fits == [(6, 25), (25, 50), (50, 75), (75, 100)]
+    assert res.diagnostics["adapt_rounds"] == 4 and res.diagnostics["transport"]
+
+
 def test_too_few_adaptation_draws_keep_the_laplace_proposals_and_say_so(caplog):
     def log_parts(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros(len(p)), -0.5 * np.sum(p**2, axis=1)

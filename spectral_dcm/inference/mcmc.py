@@ -32,9 +32,11 @@ ridge (on 1-source CMC, along the output weights J_ss, J_dp; acceptance ≈ 0.1)
 ``"laplace-de"`` the run starts with ``adapt_steps`` steps whose draws fit a
 :class:`~spectral_dcm.inference.transport.TransportMap` to the main mode, and the main run
 proposes through it instead (the main mode's Student-t pushed back through the map; other
-modes keep theirs). The adaptation draws are discarded, so the kept chain is an ordinary
-Markov chain with a fixed kernel. On 1-source CMC, at the same number of steps in all, this
-raised the smallest bulk ESS over the parameters from 229–449 to 445–1076 (6 seeds, and
+modes keep theirs). The map is refitted after each of ``ADAPT_ROUNDS`` rounds of the
+adaptation steps, each time to the draws the previous map let reach further along the
+posterior's ridges. The adaptation draws are discarded, so the kept chain is an ordinary
+Markov chain with a fixed kernel. On 1-source CMC, at the same number of steps in all, one
+map raised the smallest bulk ESS over the parameters from 229–449 to 445–1076 (6 seeds, and
 still honest: the seeds' means spread 1.03× the error it claims; ``benchmarks/README.md``).
 All replicas and rungs are groups of walkers of one emcee sampler, so the log-posterior
 is evaluated for the half-ensembles of all of them at once (``vectorize=True``) through
@@ -100,6 +102,10 @@ HOTTEST_BETA = 0.15
 #: 3 replicas × 34 walkers give ≈ 24 000 draws (the last three quarters) for a 17-parameter map. On 1-source CMC,
 #: 6 seeds at 960 steps in all: min bulk ESS 445–1076 with 320, 354–518 with 160, 229–449 with none
 ADAPT_STEPS = 320
+#: the transport map is refitted after each of this many equal rounds of the adaptation steps. On 1-source CMC the
+#: heavy right tail of J_ss (99 % quantile ≈ 0.13, 5 Laplace sd out) took the whole 960 steps of a run to fill with one
+#: map fitted after 320 steps, and ≈ 320 with four (``benchmarks/README.md``)
+ADAPT_ROUNDS = 4
 
 
 @dataclass
@@ -192,8 +198,13 @@ class IndependenceMove(emcee.moves.MHMove):
         roots = np.broadcast_to(np.eye(n), (m, n, n)) if self.roots is None else self.roots
         return centres, roots
 
-    def log_proposal(self, z: np.ndarray) -> np.ndarray:
-        """Log-density of the proposal at ``z[..., n]``, up to a constant."""
+    def log_proposal(self, z: np.ndarray, scale: np.ndarray | float | None = None) -> np.ndarray:
+        """Log-density of the proposal at ``z[..., n]``, up to a constant.
+
+        ``scale`` (default ``self.scale``) may be given per row of ``z`` (``[...]``); the constant
+        then differs between rows, which the Metropolis–Hastings ratio of one row never sees.
+        """
+        scale = self.scale if scale is None else np.asarray(scale)
         n = z.shape[-1]
         centres, roots = self._components(n)
         log_terms = []
@@ -204,17 +215,25 @@ class IndependenceMove(emcee.moves.MHMove):
             else:
                 u = np.linalg.solve(r, np.moveaxis(z - c, -1, 0).reshape(n, -1)).T.reshape(z.shape)
                 log_det = np.sum(np.log(np.abs(np.diag(r))))
-            maha = np.sum(u**2, axis=-1) / (self.df * self.scale**2)
+            maha = np.sum(u**2, axis=-1) / (self.df * scale**2)
             log_terms.append(log_w - log_det - 0.5 * (self.df + n) * np.log1p(maha))
         return logsumexp(np.stack(log_terms), axis=0)
 
     def _propose(self, coords: np.ndarray, random: np.random.RandomState) -> tuple[np.ndarray, np.ndarray]:
-        """Draw one proposal per walker; return it and ``log q(current) − log q(proposal)``."""
+        return self.propose_scaled(coords, random, np.full(len(coords), self.scale))
+
+    def propose_scaled(
+        self, coords: np.ndarray, random: np.random.RandomState, scale: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One proposal per walker with the proposal scale ``scale[k]`` of walker ``k``.
+
+        Returns the proposals and ``log q(current) − log q(proposal)``.
+        """
         k, n = coords.shape
         centres, roots = self._components(n)
         which = _components_drawn(random, self.weights, k)
         w = random.chisquare(self.df, size=k) / self.df
-        g = self.scale * random.standard_normal((k, n)) / np.sqrt(w)[:, None]
+        g = scale[:, None] * random.standard_normal((k, n)) / np.sqrt(w)[:, None]
         proposal = centres[which] + np.einsum("kij,kj->ki", roots[which], g)
         log_ratio = np.zeros(k)
         if self.transport is not None and np.any(which == 0):
@@ -225,8 +244,21 @@ class IndependenceMove(emcee.moves.MHMove):
             lost = ~np.all(np.isfinite(proposal), axis=1)
             proposal[lost], log_ratio[lost] = coords[lost], -np.inf
         with np.errstate(invalid="ignore"):  # -inf - (-inf) where a lost proposal is also far out in log q
-            log_ratio += self.log_proposal(coords) - self.log_proposal(proposal)
+            log_ratio += self.log_proposal(coords, scale) - self.log_proposal(proposal, scale)
         return proposal, np.where(np.isnan(log_ratio), -np.inf, log_ratio)
+
+    def differs_only_in_scale(self, other: IndependenceMove) -> bool:
+        """Whether ``other`` proposes from the same mixture and map as this move, perhaps with another scale."""
+        same_components = all(
+            (a is None and b is None) or (a is not None and b is not None and np.array_equal(a, b))
+            for a, b in ((self.centres, other.centres), (self.roots, other.roots))
+        )
+        return (
+            same_components
+            and self.df == other.df
+            and np.array_equal(self.weights, other.weights)
+            and self.transport is other.transport
+        )
 
 
 class _WhitenedTransport:
@@ -374,7 +406,22 @@ class _RedBlueWithinGroups(emcee.moves.RedBlueMove):
 
 
 def _mh_within_groups(inner: list[emcee.moves.MHMove]) -> emcee.moves.MHMove:
-    """An emcee Metropolis–Hastings move whose group ``g`` (last coordinate) proposes with ``inner[g]``."""
+    """An emcee Metropolis–Hastings move whose group ``g`` (last coordinate) proposes with ``inner[g]``.
+
+    Independence moves that differ only in their scale (the rungs of a temperature ladder) propose
+    for all groups in one call, with each walker's scale: one pass of the transport map and of the
+    mixture density over all walkers instead of one per group.
+    """
+    first = inner[0]
+    if all(isinstance(move, IndependenceMove) and first.differs_only_in_scale(move) for move in inner):
+        scales = np.array([move.scale for move in inner])
+
+        def propose_all(coords: np.ndarray, random) -> tuple[np.ndarray, np.ndarray]:
+            q = coords.copy()
+            q[:, :-1], factors = first.propose_scaled(coords[:, :-1], random, scales[coords[:, -1].astype(int)])
+            return q, factors
+
+        return emcee.moves.MHMove(propose_all)
 
     def propose(coords: np.ndarray, random) -> tuple[np.ndarray, np.ndarray]:
         q, factors = coords.copy(), np.zeros(len(coords))
@@ -615,11 +662,13 @@ def sample(
         independence move of ``moves="laplace-de"`` proposes from it, so walkers can jump
         between modes.
     adapt_steps : int
-        With ``moves="laplace-de"``: steps run first, whose β = 1 draws in the main mode (after
-        the first quarter) fit a :class:`~spectral_dcm.inference.transport.TransportMap`; the
-        main run (``n_steps``, ``burn``, ...) then continues from there with the independence
-        move proposing from the map's push-back of the Student-t instead of the Laplace
-        approximation. The adaptation draws are not kept. 0 keeps the Laplace proposals.
+        With ``moves="laplace-de"``: steps run first, in ``ADAPT_ROUNDS`` rounds; after each,
+        the β = 1 draws of that round in the main mode (in the first round after its first
+        quarter) fit a :class:`~spectral_dcm.inference.transport.TransportMap`, and the
+        independence move proposes from the map's push-back of the Student-t instead of the
+        Laplace approximation from then on. The main run (``n_steps``, ``burn``, ...) continues
+        from where the adaptation stands with the last map. The adaptation draws are not kept.
+        0 keeps the Laplace proposals.
 
     Returns
     -------
@@ -650,12 +699,14 @@ def sample(
     if np.any(weights < 0):
         raise ValueError(f"the weights of other_modes must sum to at most 1, not {1 - weights[0]:g}")
 
-    transport = None  # fitted after the adaptation steps
+    transport = None  # refitted after every round of the adaptation steps
+    independence_moves: list[IndependenceMove] = []
 
     def rung_moves(beta: float) -> list:
         independence = IndependenceMove(
             scale=1.2 / np.sqrt(beta), centres=centres, roots=roots, weights=weights, transport=transport
         )
+        independence_moves.append(independence)
         return ensemble_moves(moves, independence)
 
     rng = np.random.default_rng(seed)
@@ -669,14 +720,23 @@ def sample(
     parts = np.stack([p for _, p in balls]).reshape(replicas, betas.size, 2, n_walkers)
     ensemble = TemperedEnsemble(log_parts_z, betas, initial, rung_moves, rng, parts)
     adapt_steps = adapt_steps if moves == "laplace-de" else 0  # only the independence move uses the map
-    if adapt_steps:
-        ensemble.run(adapt_steps, progress)
+    rounds = min(ADAPT_ROUNDS, adapt_steps)
+    for r in range(rounds):
+        first, last = r * adapt_steps // rounds, (r + 1) * adapt_steps // rounds
+        ensemble.run(last - first, progress)
+        # each map is fitted to the draws of its own round (the first round's first quarter is burn-in): the draws
+        # a map let reach further along the posterior's ridges fit the next one
+        discard = first + (last - first) // 4 if r == 0 else first
         try:
-            transport = _fit_transport(ensemble, adapt_steps // 4, (centres, roots, weights), mean, root)
+            transport = _fit_transport(ensemble, discard, (centres, roots, weights), mean, root)
         except ValueError as err:  # too few draws for the quadratic terms, or a coordinate they never moved
-            logger.warning("emcee: keeping the Laplace proposals: %s", err)
-        # continue from where the adaptation steps stand, with the map in the independence move; their draws are
-        # not kept (adapting the proposal to the chain's own history is not Markov)
+            kept = "Laplace proposals" if transport is None else "map of the previous round"
+            logger.warning("emcee: keeping the %s: %s", kept, err)
+        for move in independence_moves:
+            move.transport = transport
+    if adapt_steps:
+        # the main run continues from where the adaptation steps stand, with the last map in the independence move;
+        # the adaptation draws are not kept (they sample the tails too little while the maps learn them)
         positions, position_parts = ensemble.current()
         ensemble = TemperedEnsemble(log_parts_z, betas, positions, rung_moves, rng, position_parts)
     ensemble.run(n_steps, progress)
@@ -707,6 +767,7 @@ def sample(
         "thin": thin,
         "moves": moves,
         "adapt_steps": adapt_steps,
+        "adapt_rounds": rounds,
         "transport": transport is not None,
         "n_modes": int(weights.size),
         "betas": betas.tolist(),
