@@ -68,6 +68,9 @@ parser.add_argument(
     help="variational Laplace restarts before MCMC (modes found seed the walkers; package default 32)",
 )
 parser.add_argument("--temperatures", default="5,1", help="comma-separated rungs of parallel tempering to run")
+parser.add_argument(
+    "--seeds", default="1", help="comma-separated seeds of the identifiable configuration's MCMC runs (summarised)"
+)
 args = parser.parse_args()
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "data" / "spm_inversion"
@@ -171,7 +174,7 @@ if not args.skip_mcmc:
             outcomes = [
                 report(label, moves, rungs, replicas, fit(
                     mc_model, data, method="mcmc", likelihood="whittle", seed=seed, moves=moves, temperatures=rungs,
-                    replicas=replicas, n_walkers=walkers, n_steps=160, burn=40, target_ess=1000,
+                    replicas=replicas, n_walkers=walkers, n_steps=160, target_ess=1000,
                     max_steps=max_steps, restarts=args.restarts,
                 ), lap, seed)
                 for seed in config_seeds

@@ -263,7 +263,8 @@ def test_replicas_are_pooled_and_checked():
     cov = 0.09 * np.eye(WELL.size)
     names = [f"x{i}" for i in range(WELL.size)]
     res = sample(two_wells, WELL, cov, names, n_walkers=20, n_steps=40, replicas=2, temperatures=2, seed=0)
-    assert res.chains.shape == (40, 30, WELL.size) and res.log_prob.shape == (40, 30)
+    # after the (default) adaptation steps, which are the burn-in, the whole main run is kept
+    assert res.chains.shape == (40, 40, WELL.size) and res.log_prob.shape == (40, 40)
     assert res.diagnostics["replicas"] == 2 and res.diagnostics["n_walkers"] == 40
     # independent replicas: the two halves of the walkers did not start from the same points
     assert not np.allclose(res.chains[:20, 0], res.chains[20:, 0])
@@ -274,7 +275,7 @@ def test_replicas_are_pooled_and_checked():
     # one ensemble of exactly twice as many walkers as parameters runs (emcee's own check would count the group
     # column that tells the ensembles of one sampler apart); each ensemble, not the sampler, needs that many
     single = sample(two_wells, WELL, cov, names, n_walkers=16, n_steps=20, replicas=1, temperatures=1, seed=0)
-    assert single.chains.shape == (16, 15, WELL.size)
+    assert single.chains.shape == (16, 20, WELL.size)
     initial = np.random.default_rng(0).standard_normal((3, 1, 14, WELL.size))
     ensemble = TemperedEnsemble(two_wells, [1.0], initial, lambda beta: ensemble_moves("de"), np.random.default_rng(0))
     with pytest.raises(RuntimeError, match="at least 16 walkers per ensemble, not 14"):

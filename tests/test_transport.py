@@ -177,7 +177,7 @@ def test_too_few_adaptation_draws_keep_the_laplace_proposals_and_say_so(caplog):
         res = sample(log_parts, np.zeros(8), np.eye(8), [f"x{i}" for i in range(8)], n_walkers=16, n_steps=40,
                      temperatures=1, replicas=1, adapt_steps=2, seed=0)  # fmt: skip
     assert not res.diagnostics["transport"] and "keeping the Laplace proposals" in caplog.text
-    assert res.chains.shape == (16, 30, 8)
+    assert res.chains.shape == (16, 40, 8)  # no burn after adaptation steps, even when their map failed
     with pytest.raises(ValueError, match="adapt_steps must be at least 0, not -1"):
         sample(log_parts, np.zeros(8), np.eye(8), [f"x{i}" for i in range(8)], n_walkers=16, adapt_steps=-1)
 
@@ -191,3 +191,4 @@ def test_only_the_independence_move_set_adapts():
     res = sample(log_parts, np.zeros(2), np.eye(2), ["a", "b"], n_walkers=8, n_steps=20, temperatures=1, replicas=1,
                  moves="de", seed=0)  # fmt: skip
     assert res.diagnostics["adapt_steps"] == 0 and not res.diagnostics["transport"]
+    assert res.chains.shape[1] == 15  # without adaptation steps a quarter of the run is burnt by default

@@ -234,7 +234,8 @@ def fit(
         reported as distinct modes (``diagnostics["modes"]``: F, share of the mass by
         ``exp(F)``, means), and MCMC starts its walkers from, and with
         ``moves="laplace-de"`` proposes from, the mixture of their Laplace approximations;
-        MCMC: ``n_walkers``, ``n_steps`` (500), ``burn`` (n_steps // 4), ``thin`` (1),
+        MCMC: ``n_walkers``, ``n_steps`` (500), ``burn`` (0 after the adaptation steps, else n_steps // 4),
+        ``thin`` (1),
         ``moves`` ("laplace-de"; or "de", "stretch"), ``temperatures`` (``TEMPERATURES``
         rungs of parallel tempering; 1 for none), ``replicas`` (``REPLICAS``), ``target_ess``, ``max_steps`` and
         ``adapt_steps`` (``ADAPT_STEPS`` steps that fit the independence move's transport map) — see

@@ -36,8 +36,9 @@ modes keep theirs). The map is refitted after each of ``ADAPT_ROUNDS`` rounds of
 adaptation steps, each time to the draws the previous map let reach further along the
 posterior's ridges. The adaptation draws are discarded, so the kept chain is an ordinary
 Markov chain with a fixed kernel. On 1-source CMC, at the same number of steps in all, one
-map raised the smallest bulk ESS over the parameters from 229–449 to 445–1076 (6 seeds, and
-still honest: the seeds' means spread 1.03× the error it claims; ``benchmarks/README.md``).
+map raised the smallest bulk ESS over the parameters from 229–449 to 445–1076 and four maps
+to 562–1272 (6 seeds; the seeds' means spread 1.18× the error it claims, median over the
+parameters; ``benchmarks/README.md``).
 All replicas and rungs are groups of walkers of one emcee sampler, so the log-posterior
 is evaluated for the half-ensembles of all of them at once (``vectorize=True``) through
 the model's batched prediction; an unstable or non-finite prediction has log-probability
@@ -98,13 +99,15 @@ MIN_ESS_BULK = 400
 #: over 5 rungs swap states 60-70 % of the time
 TEMPERATURES = 5
 HOTTEST_BETA = 0.15
-#: default steps run before the main run to fit the transport map of the independence move (discarded): 320 steps of
-#: 3 replicas × 34 walkers give ≈ 24 000 draws (the last three quarters) for a 17-parameter map. On 1-source CMC,
-#: 6 seeds at 960 steps in all: min bulk ESS 445–1076 with 320, 354–518 with 160, 229–449 with none
+#: default steps run before the main run to fit the transport map of the independence move (discarded), in
+#: ``ADAPT_ROUNDS`` rounds: 80 steps of 3 replicas × 34 walkers give ≈ 8 000 draws for each 17-parameter map. On
+#: 1-source CMC, 6 seeds at 960 steps in all: min bulk ESS 562–1272 with four maps, 445–1076 with one map fitted
+#: after 320 steps, 229–449 with none; 240 steps left the main run short of equilibrium
 ADAPT_STEPS = 320
-#: the transport map is refitted after each of this many equal rounds of the adaptation steps. On 1-source CMC the
-#: heavy right tail of J_ss (99 % quantile ≈ 0.13, 5 Laplace sd out) took the whole 960 steps of a run to fill with one
-#: map fitted after 320 steps, and ≈ 320 with four (``benchmarks/README.md``)
+#: the transport map is refitted after each of this many equal rounds of the adaptation steps, to that round's draws.
+#: On 1-source CMC the right tail of J_ss (a curved ridge, 99 % quantile ≈ 0.13, 5 Laplace sd out) was still filling
+#: at the end of a 960-step run with one map fitted after 320 steps; with four it is filled by step 320
+#: (``benchmarks/README.md``)
 ADAPT_ROUNDS = 4
 
 
@@ -627,7 +630,9 @@ def sample(
     n_steps : int
         Steps per walker (the minimum when ``target_ess`` is given).
     burn : int | None
-        Steps discarded (default ``n_steps // 4``).
+        Steps of the main run discarded (default: none after ``adapt_steps``, which are the
+        burn-in — on 1-source CMC the draws of the main run are stationary from its first step
+        — and ``n_steps // 4`` without).
     thin : int
         Keep every ``thin``-th step.
     moves : {"laplace-de", "de", "stretch"}
@@ -681,7 +686,6 @@ def sample(
     n_walkers += n_walkers % 2
     if n_walkers < 2 * n:  # emcee's red-blue moves (DE, stretch) refuse fewer, after the restarts have run
         raise ValueError(f"n_walkers must be at least twice the {n} free parameters, not {n_walkers}")
-    burn = n_steps // 4 if burn is None else burn
     max_steps = 20 * n_steps if max_steps is None else max_steps
     root = np.linalg.cholesky(cov)
 
@@ -720,6 +724,8 @@ def sample(
     parts = np.stack([p for _, p in balls]).reshape(replicas, betas.size, 2, n_walkers)
     ensemble = TemperedEnsemble(log_parts_z, betas, initial, rung_moves, rng, parts)
     adapt_steps = adapt_steps if moves == "laplace-de" else 0  # only the independence move uses the map
+    if burn is None:  # the adaptation steps are the burn-in: the main run starts where they leave the walkers
+        burn = 0 if adapt_steps else n_steps // 4
     rounds = min(ADAPT_ROUNDS, adapt_steps)
     for r in range(rounds):
         first, last = r * adapt_steps // rounds, (r + 1) * adapt_steps // rounds
