@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import spectral_dcm as sd
+import spectral_dcm.model.linearise as linearise_module
 from spectral_dcm.errors import FixedPointError, UnstableError
 from spectral_dcm.model.compile import compile_model
 from spectral_dcm.model.linearise import characteristic_roots, conserved_count, delayed_roots, stability_abscissa
@@ -201,8 +202,6 @@ def test_sign_only_roots_settle_the_same_stability_with_fewer_newton_steps(monke
     A0 = rng.standard_normal((6, 6)) * 20 - 40 * np.eye(6)
     D = np.abs(rng.standard_normal((6, 6))) * 0.01 * (rng.random((6, 6)) < 0.5)
     A = A0 + np.linspace(0.0, 60.0, 241)[:, None, None] * np.eye(6)
-    import spectral_dcm.model.linearise as linearise_module
-
     steps = []
     newton_step = linearise_module._newton_step
     monkeypatch.setattr(linearise_module, "_newton_step", lambda *a: steps.append(len(a[4])) or newton_step(*a))

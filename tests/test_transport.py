@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+import spectral_dcm.inference.mcmc as mcmc
 from spectral_dcm.inference.mcmc import IndependenceMove, ensemble_moves, sample
 from spectral_dcm.inference.transport import TransportMap
 
@@ -147,8 +148,6 @@ def test_sample_fits_the_map_after_the_adaptation_steps_and_keeps_only_the_main_
 def test_the_map_is_refitted_after_every_round_to_that_rounds_draws(monkeypatch):
     # 100 adaptation steps in ADAPT_ROUNDS = 4 rounds of 25: the first map fits steps 6-24 (its round after a
     # quarter of burn-in), each later one the 25 steps of its own round, run with the previous map
-    import spectral_dcm.inference.mcmc as mcmc
-
     fits = []
     fit_transport = mcmc._fit_transport
 

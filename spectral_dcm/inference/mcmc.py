@@ -102,7 +102,8 @@ HOTTEST_BETA = 0.15
 #: default steps run before the main run to fit the transport map of the independence move (discarded), in
 #: ``ADAPT_ROUNDS`` rounds: 80 steps of 3 replicas × 34 walkers give ≈ 8 000 draws for each 17-parameter map. On
 #: 1-source CMC, 6 seeds at 960 steps in all: min bulk ESS 562–1272 with four maps, 445–1076 with one map fitted
-#: after 320 steps, 229–449 with none; 240 steps left the main run short of equilibrium
+#: after 320 steps, 229–449 with none; with 240 steps seed 1 of the benchmark needed 788 (3 rounds) and 1589 (4)
+#: main steps to its target ESS, against 520 with 320
 ADAPT_STEPS = 320
 #: the transport map is refitted after each of this many equal rounds of the adaptation steps, to that round's draws.
 #: On 1-source CMC the right tail of J_ss (a curved ridge, 99 % quantile ≈ 0.13, 5 Laplace sd out) was still filling
