@@ -100,6 +100,29 @@ def test_delays_on_zero_entries_of_a_are_skipped_and_cmc_takes_the_schur_path():
         assert np.max(np.abs(H - reference)) / np.max(np.abs(reference)) < 1e-12
 
 
+def test_the_schur_path_eigendecomposes_a_coupled_undelayed_block():
+    # on CMC the undelayed block A_QQ (the synaptic currents, columns 1, 3, 5, 7) is diagonal, which the Schur
+    # complement uses as its own eigendecomposition; an undelayed coupling of two currents makes it non-diagonal,
+    # so the eigendecomposition path runs; both must equal the full solve to round-off
+    model = sd.SpectralModel(sd.get_model("cmc"), np.arange(4.0, 49.0))
+    rng = np.random.default_rng(6)
+    thetas = model.prior_mean() + 0.3 * np.sqrt(model.prior_var()) * rng.standard_normal((3, model.n_params))
+    lins = [model.linearise(theta) for theta in thetas]
+    A, B, C, D = (np.stack([getattr(lin, k) for lin in lins]) for k in "ABCD")
+    Q = [1, 3, 5, 7]
+    A_QQ = A[:, Q][:, :, Q]
+    assert np.count_nonzero(A_QQ - A_QQ * np.eye(4)) == 0
+    coupled, coupled_delays = A.copy(), D.copy()
+    coupled[:, 1, 3], coupled_delays[:, 1, 3] = 300.0, 0.0  # current 2 drives current 1, without delay
+    references = []
+    for a, d in ((A, D), (coupled, coupled_delays)):
+        assert delayed_columns(a, d).tolist() == [0, 2, 4, 6]
+        references.append(transfer_solve(a, B, C, model.freqs, d))
+        H = transfer_schur(a, B, C, model.freqs, d)
+        assert np.max(np.abs(H - references[-1])) / np.max(np.abs(references[-1])) < 1e-12
+    assert np.max(np.abs(references[1] - references[0])) / np.max(np.abs(references[0])) > 0.01  # it matters
+
+
 def test_exact_delays_match_the_analytic_transfer_function():
     spec = delayed_pair(delay=0.02, gain=30.0, rate=50.0)
     model = compile_model(spec)
