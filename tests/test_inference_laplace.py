@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import stats
 from scipy.stats import multivariate_normal
 
 from spectral_dcm.errors import DataError, UnstableError
@@ -160,6 +161,20 @@ def test_whittle_density_is_normalised_for_one_channel():
     dens = np.exp(lik.pointwise(np.full((grid.size, 1, 1), g, complex)))
     # trapezoid rule on a smooth density on a fine grid; tail mass beyond 12 is < 1e-6
     assert abs(np.trapezoid(dens, grid) - 1) < 1e-4
+
+
+def test_whittle_of_one_channel_is_the_gamma_density_and_rejects_bad_powers():
+    # one channel: K Ĝ/G ~ Gamma(K, 1), so each frequency's term is SciPy's Gamma log-density of Ĝ with shape K and
+    # scale G/K (the one-channel path divides instead of solving); zero, negative and non-finite powers are −inf
+    K = 7
+    rng = np.random.default_rng(3)
+    observed = rng.gamma(3.0, 1.0, size=(6, 1, 1))
+    lik = WhittleLikelihood(observed.astype(complex), dof=2 * K)
+    pred = rng.gamma(3.0, 1.0, size=(4, 6, 1, 1))
+    expected = stats.gamma.logpdf(observed[:, 0, 0], a=K, scale=pred[..., 0, 0] / K)
+    np.testing.assert_allclose(lik.pointwise(pred.astype(complex)), expected, rtol=1e-12)
+    bad = np.array([0.0, -1.0, np.nan, np.inf, 1.0, 1.0])[:, None, None] * np.ones((6, 1, 1), complex)
+    assert np.all(lik.pointwise(bad)[:4] == -np.inf) and np.all(np.isfinite(lik.pointwise(bad)[4:]))
 
 
 def test_whittle_requires_dof():

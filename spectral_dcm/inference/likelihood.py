@@ -216,12 +216,19 @@ class WhittleLikelihood:
         """
         eye = np.eye(pred.shape[-1])
         with np.errstate(all="ignore"):
-            finite = np.all(np.isfinite(pred), axis=(-2, -1))
-            evals = np.linalg.eigvalsh(np.where(finite[..., None, None], pred, eye))
-            valid = finite & np.all(evals > 0, axis=-1)
-            safe = np.where(valid[..., None, None], pred, eye)
-            logdet = np.sum(np.log(np.where(valid[..., None], evals, 1.0)), axis=-1)
-            tr = np.real(np.einsum("...ii->...", np.linalg.solve(safe, np.broadcast_to(self.observed, pred.shape))))
+            if pred.shape[-1] == 1:  # one channel: the eigenvalue is the power (its real part), the solve a quotient
+                power = pred[..., 0, 0]
+                valid = np.isfinite(power) & (power.real > 0)
+                logdet = np.log(np.where(valid, power.real, 1.0))
+                tr = np.real(self.observed[..., 0, 0] / np.where(valid, power, 1.0))
+            else:
+                finite = np.all(np.isfinite(pred), axis=(-2, -1))
+                evals = np.linalg.eigvalsh(np.where(finite[..., None, None], pred, eye))
+                valid = finite & np.all(evals > 0, axis=-1)
+                safe = np.where(valid[..., None, None], pred, eye)
+                logdet = np.sum(np.log(np.where(valid[..., None], evals, 1.0)), axis=-1)
+                observed = np.broadcast_to(self.observed, pred.shape)
+                tr = np.real(np.einsum("...ii->...", np.linalg.solve(safe, observed)))
         out = self.weight * (self._const - self.k * (logdet + tr))
         return np.where(valid & np.isfinite(out), out, -np.inf)
 

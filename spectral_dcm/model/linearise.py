@@ -150,7 +150,8 @@ def _solve(T: np.ndarray, b: np.ndarray) -> np.ndarray:
     for subset in (real, ~real):
         if not subset.any():
             continue
-        Ts, bs = (T[subset].real, b[subset].real) if subset is real else (T[subset], b[subset])
+        Ts, bs = (T, b) if subset.all() else (T[subset], b[subset])  # all complex, usually: no copies
+        Ts, bs = (Ts.real, bs.real) if subset is real else (Ts, bs)
         try:
             out[subset] = np.linalg.solve(Ts, bs[..., None])[..., 0]
         except np.linalg.LinAlgError:
@@ -261,9 +262,10 @@ def delayed_roots(
     # A's eigenvector for each start: one step of inverse iteration from a fixed generic vector
     generic = np.random.default_rng(0).standard_normal(n).astype(complex)
     shift = s + 1e-9 * (1 + np.abs(s))
-    w = _solve(A[member] - shift[:, None, None] * np.eye(n), np.broadcast_to(generic, (s.size, n)))
+    A_root, D_root = A[member], D[member]  # the system of each refined root
+    w = _solve(A_root - shift[:, None, None] * np.eye(n), np.broadcast_to(generic, (s.size, n)))
     w /= np.linalg.norm(w, axis=-1, keepdims=True)
-    s_new, w = _newton_step(A[member], D[member], rows, cols, s, w)
+    s_new, w = _newton_step(A_root, D_root, rows, cols, s, w)
     step = np.abs(s_new - s)
     s = s_new
     converged = np.zeros(s.size, dtype=bool)
@@ -271,7 +273,9 @@ def delayed_roots(
     for _ in range(max_iter - 1):
         if active.size == 0:
             break
-        s_new, w_new = _newton_step(A[member[active]], D[member[active]], rows, cols, s[active], w[active])
+        everyone = active.size == s.size  # no copies of the systems while no root has left
+        A_active, D_active = (A_root, D_root) if everyone else (A_root[active], D_root[active])
+        s_new, w_new = _newton_step(A_active, D_active, rows, cols, s[active], w[active])
         new_step = np.abs(s_new - s[active])
         scale = tol * (1 + np.abs(s_new))
         shrinking = new_step < step[active]

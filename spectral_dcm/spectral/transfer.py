@@ -162,8 +162,10 @@ def transfer_schur(A, B, C, freqs, D) -> np.ndarray | None:
     if Vinv is not None:
         W = Vinv[..., None, :, :] @ W  # −V⁻¹ M_QP
     A_PQ_V = A[..., P[:, None], Q] if V is None else A[..., P[:, None], Q] @ V  # −M_PQ V (M_PQ = −A_PQ)
-    S = sd * np.eye(P.size) - delayed_matrix(A[..., P[:, None], P], D[..., P[:, None], P], s)
-    S -= A_PQ_V[..., None, :, :] @ (r[..., None] * W)
+    A_PP = A[..., P[:, None], P]
+    S = sd * np.eye(P.size) - A_PQ_V[..., None, :, :] @ (r[..., None] * W)
+    if np.any(A_PP):  # on CMC the delayed columns (voltages) do not act on their own rows
+        S -= delayed_matrix(A_PP, D[..., P[:, None], P], s)
     VB = (B[..., Q, :] if Vinv is None else Vinv @ B[..., Q, :])[..., None, :, :]  # [..., 1, q, m]
     x_P = np.linalg.solve(S, B[..., None, P, :] + A_PQ_V[..., None, :, :] @ (r[..., None] * VB))
     z = r[..., None] * (VB + W @ x_P)  # modal coordinates of x_Q = M_QQ⁻¹ (B_Q − M_QP x_P)
