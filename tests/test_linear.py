@@ -82,21 +82,26 @@ def test_defective_matrix_falls_back_to_solve():
     assert np.allclose(H[:, 0, 1], expected_01)
 
 
+def _cmc_systems(seed: int, count: int) -> tuple[np.ndarray, ...]:
+    """Frequencies and stacked ``A, B, C, D`` of 1-source CMC at ``count`` draws around the prior mean."""
+    model = sd.SpectralModel(sd.get_model("cmc"), np.arange(4.0, 49.0))
+    rng = np.random.default_rng(seed)
+    thetas = model.prior_mean() + 0.3 * np.sqrt(model.prior_var()) * rng.standard_normal((count, model.n_params))
+    lins = [model.linearise(theta) for theta in thetas]
+    return (model.freqs, *(np.stack([getattr(lin, k) for lin in lins]) for k in "ABCD"))
+
+
 def test_delays_on_zero_entries_of_a_are_skipped_and_cmc_takes_the_schur_path():
     # SPM's CMC delay matrix is non-zero in all 8 columns but A ∘ D only in 4: the delayed solve evaluates
     # exp(-sD) on those entries alone and the Schur complement onto the 4 columns applies; both must equal
     # H = C (sI − A ∘ exp(−sD))⁻¹ B with every entry's exponential computed, to round-off
-    model = sd.SpectralModel(sd.get_model("cmc"), np.arange(4.0, 49.0))
-    rng = np.random.default_rng(5)
-    thetas = model.prior_mean() + 0.3 * np.sqrt(model.prior_var()) * rng.standard_normal((4, model.n_params))
-    lins = [model.linearise(theta) for theta in thetas]
-    A, B, C, D = (np.stack([getattr(lin, k) for lin in lins]) for k in "ABCD")
+    freqs, A, B, C, D = _cmc_systems(seed=5, count=4)
     assert np.all(np.any(D[0] != 0, axis=0))
     assert delayed_columns(A, D).tolist() == [0, 2, 4, 6]
-    s = 2j * np.pi * model.freqs
+    s = 2j * np.pi * freqs
     M = s[:, None, None] * np.eye(8) - A[:, None] * np.exp(-s[:, None, None] * D[:, None])
     reference = C[:, None] @ np.linalg.solve(M, np.broadcast_to(B[:, None], (4, s.size, 8, 1)).astype(complex))
-    for H in (transfer_solve(A, B, C, model.freqs, D), transfer_schur(A, B, C, model.freqs, D)):
+    for H in (transfer_solve(A, B, C, freqs, D), transfer_schur(A, B, C, freqs, D)):
         assert np.max(np.abs(H - reference)) / np.max(np.abs(reference)) < 1e-12
 
 
@@ -104,11 +109,7 @@ def test_the_schur_path_eigendecomposes_a_coupled_undelayed_block():
     # on CMC the undelayed block A_QQ (the synaptic currents, columns 1, 3, 5, 7) is diagonal, which the Schur
     # complement uses as its own eigendecomposition; an undelayed coupling of two currents makes it non-diagonal,
     # so the eigendecomposition path runs; both must equal the full solve to round-off
-    model = sd.SpectralModel(sd.get_model("cmc"), np.arange(4.0, 49.0))
-    rng = np.random.default_rng(6)
-    thetas = model.prior_mean() + 0.3 * np.sqrt(model.prior_var()) * rng.standard_normal((3, model.n_params))
-    lins = [model.linearise(theta) for theta in thetas]
-    A, B, C, D = (np.stack([getattr(lin, k) for lin in lins]) for k in "ABCD")
+    freqs, A, B, C, D = _cmc_systems(seed=6, count=3)
     Q = [1, 3, 5, 7]
     A_QQ = A[:, Q][:, :, Q]
     assert np.count_nonzero(A_QQ - A_QQ * np.eye(4)) == 0
@@ -117,8 +118,8 @@ def test_the_schur_path_eigendecomposes_a_coupled_undelayed_block():
     references = []
     for a, d in ((A, D), (coupled, coupled_delays)):
         assert delayed_columns(a, d).tolist() == [0, 2, 4, 6]
-        references.append(transfer_solve(a, B, C, model.freqs, d))
-        H = transfer_schur(a, B, C, model.freqs, d)
+        references.append(transfer_solve(a, B, C, freqs, d))
+        H = transfer_schur(a, B, C, freqs, d)
         assert np.max(np.abs(H - references[-1])) / np.max(np.abs(references[-1])) < 1e-12
     assert np.max(np.abs(references[1] - references[0])) / np.max(np.abs(references[0])) > 0.01  # it matters
 
