@@ -214,7 +214,6 @@ class WhittleLikelihood:
         Singular, non-finite or indefinite predictions never raise: they are replaced by
         the identity for the solve and their terms set to −inf.
         """
-        eye = np.eye(pred.shape[-1])
         with np.errstate(all="ignore"):
             if pred.shape[-1] == 1:  # one channel: the eigenvalue is the power (its real part), the solve a quotient
                 power = pred[..., 0, 0]
@@ -222,6 +221,7 @@ class WhittleLikelihood:
                 logdet = np.log(np.where(valid, power.real, 1.0))
                 tr = np.real(self.observed[..., 0, 0] / np.where(valid, power, 1.0))
             else:
+                eye = np.eye(pred.shape[-1])
                 finite = np.all(np.isfinite(pred), axis=(-2, -1))
                 evals = np.linalg.eigvalsh(np.where(finite[..., None, None], pred, eye))
                 valid = finite & np.all(evals > 0, axis=-1)
